@@ -81,7 +81,8 @@ def info(
         for i in infos:
             table.add_row(i["path"], i["container"], i["codec"], f"{i['width']}x{i['height']}", f"{i['fps']:.3g}",
                           str(i["n_frames"]), f"{i['duration']:.2f}s", "yes" if i["has_audio"] else "no")
-        console.print(table)
+        if infos:  # (no empty table when every file was bad: the errors say it all)
+            console.print(table)
         for b in bad:
             print_error(b["error"])
     if bad:

@@ -95,6 +95,22 @@ def _open(path: str | os.PathLike, limits: Limits):
     return container, stream, size
 
 
+_CROP_KEY = "daas_crop"  # "WxH": the true size of a clip written padded to even for yuv420p
+
+
+def _crop_size(container, stream) -> tuple[int, int] | None:
+    """The size the writer padded from (W+1 or H+1 to even), if it recorded one; else None."""
+    tag = next((v for k, v in container.metadata.items() if k.lower() == _CROP_KEY), None)
+    try:
+        w, h = (int(v) for v in str(tag).lower().split("x"))
+    except (TypeError, ValueError):
+        return None
+    cw, ch = stream.codec_context.width, stream.codec_context.height
+    if 0 <= cw - w <= 1 and 0 <= ch - h <= 1 and (w, h) != (cw, ch):
+        return w, h
+    return None
+
+
 def probe(path: str | os.PathLike, limits: Limits = DEFAULT_LIMITS) -> VideoInfo:
     """What a file holds, from its headers (decodes one frame to learn the rotation)."""
     import av
@@ -115,7 +131,7 @@ def probe(path: str | os.PathLike, limits: Limits = DEFAULT_LIMITS) -> VideoInfo
                 break
         except av.FFmpegError as e:
             raise VideoError(f"{path}: cannot decode the first frame ({_short(e)})") from None
-        w, h = stream.codec_context.width, stream.codec_context.height
+        w, h = _crop_size(container, stream) or (stream.codec_context.width, stream.codec_context.height)
         if rot in (90, 270):
             w, h = h, w
         return VideoInfo(str(path), container.format.name, stream.codec_context.name, w, h, fps, n, dur,
@@ -147,8 +163,15 @@ def iter_frames(
     if size is not None and (size[0] < 1 or size[1] < 1 or size[0] > limits.max_width or size[1] > limits.max_height):
         raise VideoError(f"target size {size[0]}x{size[1]} is out of range")
     container, stream, _ = _open(path, limits)
+    crop = _crop_size(container, stream)
     stream.thread_type = "AUTO"
     n_seen = n_out = 0
+    last_t = None
+    whole = False  # the whole stream was decoded (no window, no early stop)
+    header_frames = int(stream.frames or 0)
+    rate = float(stream.average_rate or stream.guessed_rate or 0)
+    duration = (float(stream.duration * stream.time_base) if stream.duration and stream.time_base
+                else (container.duration / av.time_base if container.duration else 0.0))
     try:
         if start > 0 and stream.time_base is not None:
             try:
@@ -165,25 +188,41 @@ def iter_frames(
                 raise VideoError(f"{path}: more than {limits.max_frames} frames (limit)")
             keep = n_seen % stride == 0
             n_seen += 1
+            last_t = t
             if not keep:
                 continue
             rot = int(round(getattr(frame, "rotation", 0) or 0)) % 360
-            if size is not None:
+            if size is not None and crop is None:
                 tw, th = (size[1], size[0]) if rot in (90, 270) else size
                 frame = frame.reformat(width=tw, height=th, format="rgb24", interpolation="AREA")
             arr = frame.to_ndarray(format="rgb24")
+            if crop is not None:  # drop the row/column the writer added for yuv420p, then resize
+                arr = arr[:crop[1], :crop[0]]
+                if size is not None:
+                    tw, th = (size[1], size[0]) if rot in (90, 270) else size
+                    arr = av.VideoFrame.from_ndarray(np.ascontiguousarray(arr), format="rgb24").reformat(
+                        width=tw, height=th, interpolation="AREA").to_ndarray(format="rgb24")
             if rot:
                 arr = np.ascontiguousarray(np.rot90(arr, k=rot // 90))
             yield arr
             n_out += 1
             if max_frames is not None and n_out >= max_frames:
                 break
+        else:
+            whole = start == 0 and end is None
     except av.FFmpegError as e:
         raise VideoError(f"{path}: corrupt or truncated video ({_short(e)})") from None
     finally:
         container.close()
     if n_seen == 0 and start == 0 and end is None:
         raise VideoError(f"{path}: no decodable frames (corrupt or truncated video)")
+    # FFmpeg stops quietly at a cut-off end: compare with what the header promises (with some slack for
+    # edit lists and variable frame rates), so that a truncated file is an error, not a shorter clip
+    if whole and header_frames and n_seen < header_frames - max(2, header_frames // 50):
+        raise VideoError(f"{path}: truncated video ({n_seen} of {header_frames} frames decodable)")
+    if (whole and not header_frames and rate > 0 and duration > 0 and last_t is not None
+            and last_t + 1 / rate < duration - max(1.5 / rate, 0.02 * duration)):
+        raise VideoError(f"{path}: truncated video (frames end at {last_t + 1 / rate:.2f} s of {duration:.2f} s)")
 
 
 def read_video(
@@ -233,7 +272,8 @@ def write_video(
     """Encode frames (an array [T, H, W, 3] uint8, or any iterable of [H, W, 3]) atomically.
 
     MP4/MOV: H.264 yuv420p at `crf` (odd sizes are padded to even by repeating the last row/column,
-    as 4:2:0 needs); lossless: libx264rgb qp 0 (mp4/mov/mkv), or FFV1 for .mkv.
+    as 4:2:0 needs, and the true size is recorded in a `daas_crop` tag that `iter_frames`/`probe` use
+    to crop the padding away); lossless: libx264rgb qp 0 (mp4/mov/mkv), or FFV1 for .mkv.
     """
     import av
 
@@ -250,7 +290,10 @@ def write_video(
     rate = Fraction(fps).limit_denominator(1001)
     n = 0
     with atomic_path(path, overwrite) as tmp:
-        container = av.open(str(tmp), mode="w", format={".mkv": "matroska", ".mov": "mov"}.get(suffix, "mp4"))
+        fmt = {".mkv": "matroska", ".mov": "mov"}.get(suffix, "mp4")
+        # movflags=use_metadata_tags lets MP4/MOV keep the daas_crop tag of odd-sized clips
+        container = av.open(str(tmp), mode="w", format=fmt,
+                            options={} if fmt == "matroska" else {"movflags": "use_metadata_tags"})
         try:
             stream = None
             for f in _as_frames(frames):
@@ -269,6 +312,8 @@ def write_video(
                         stream.pix_fmt = "yuv420p"
                     pad = not lossless and (w % 2 or h % 2)
                     stream.width, stream.height = w + (w % 2 if pad else 0), h + (h % 2 if pad else 0)
+                    if pad:  # readers of this module crop the padding away again
+                        container.metadata[_CROP_KEY] = f"{w}x{h}"
                     shape0 = f.shape
                 if f.shape != shape0:
                     raise VideoError(f"frame {n} has shape {list(f.shape)}, expected {list(shape0)}")

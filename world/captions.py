@@ -32,7 +32,12 @@ def _direction(vx: float) -> str:
 
 
 def _bounces(scene: Scene, tid: int) -> int:
-    return sum(1 for e in scene.events if e.kind == "bounce" and tid in e.ids)
+    """Floor contacts the body rebounds from (the last contact, where it comes to rest, is a landing)."""
+    frames = [e.frame for e in scene.events if e.kind == "bounce" and tid in e.ids]
+    t = next(t for t in scene.tracks if t.id == tid)
+    if frames and np.all(t.vel[frames[-1]:, 1] == 0.0):  # at rest from the last contact on
+        return len(frames) - 1
+    return len(frames)
 
 
 def relation(scene: Scene, i: Track, j: Track) -> str | None:
@@ -56,7 +61,7 @@ def _cap_fall(scene: Scene) -> list[str]:
     if len(ts) == 1:
         t = ts[0]
         b = _bounces(scene, t.id)
-        tail = f" and bounces {TIMES[min(b, 4)]}" if b else ""
+        tail = f" and bounces {TIMES.get(b, 'several times')}" if b else " and lands on the floor"
         return [f"{a(t)} falls{tail}", f"{a(t)} drops to the floor" + (" and bounces" if b else ""),
                 f"{a(t)} falling under gravity"]
     names = _join([a(t) for t in ts])

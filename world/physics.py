@@ -163,10 +163,14 @@ def simulate(
         if kind == "bounce":
             b = bodies[what[1]]
             b.y = bounds.floor - b.hy
-            b.vy = -restitution * b.vy
-            if abs(b.vy) < rest_speed:
-                b.vy, b.resting = 0.0, True
-            events.append(Event("bounce", t, [b.id]))
+            if gravity > 0:  # a floor under gravity: inelastic, and slow bodies come to rest
+                b.vy = -restitution * b.vy
+                if abs(b.vy) < rest_speed:
+                    b.vy, b.resting = 0.0, True
+                events.append(Event("bounce", t, [b.id]))
+            else:  # no gravity (top view): the bottom edge is a wall like the others
+                b.vy = -wall_restitution * b.vy
+                events.append(Event("wall", t, [b.id]))
         elif kind == "wall_x":
             b = bodies[what[1]]
             b.vx = -wall_restitution * b.vx

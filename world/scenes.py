@@ -218,12 +218,13 @@ def _sample_topdown(spec: SceneSpec, rng: np.random.Generator) -> None:
     placed: list[tuple[float, float, float]] = []
     for i in range(k):
         r = float(rng.uniform(3.5, 5.5) * s)
+        br = _bound_radius(ObjectSpec(i, shapes[i], colours[i], r, 0.0, 0.0))  # what collisions use
         for _ in range(200):
             x = float(rng.uniform(border + r + 1, W - border - r - 1))
             y = float(rng.uniform(border + r + 1, H - border - r - 1))
-            if all(math.hypot(x - px, y - py) > r + pr + 2 for px, py, pr in placed):
+            if all(math.hypot(x - px, y - py) > br + pr + 2 for px, py, pr in placed):
                 break
-        placed.append((x, y, r))
+        placed.append((x, y, br))
         ang = float(rng.uniform(0, 2 * math.pi))
         speed = float(rng.uniform(18, 40) * s)
         spec.objects.append(
@@ -364,6 +365,13 @@ def _frame_of(t: float, fps: float) -> int:
     return int(math.ceil(t * fps - 1e-9))
 
 
+def _bound_radius(o: ObjectSpec) -> float:
+    """Radius of the circle about (x, y) that holds the whole shape."""
+    if o.cls == "ball":
+        return o.size
+    return math.hypot(*_half_extents(o))  # square: its corners; triangle: its base corners
+
+
 def _static(o: ObjectSpec, T: int) -> Track:
     return Track(o.id, o.cls, o.colour, o.size, o.width, np.tile([o.x, o.y], (T, 1)).astype(float),
                  np.zeros((T, 2)), np.zeros(T))
@@ -374,11 +382,13 @@ def _free_bodies(spec: SceneSpec, objs: list[ObjectSpec], times: np.ndarray, bou
     bodies = []
     for o in objs:
         hx, hy = _half_extents(o)
-        bodies.append(Body(o.id, o.x, o.y, o.vx, o.vy, hx, hy, radius=max(hx, hy) if o.cls != "ball" else o.size,
+        # contacts between bodies use bounding circles: corners never pass into another body
+        bodies.append(Body(o.id, o.x, o.y, o.vx, o.vy, hx, hy, radius=_bound_radius(o),
                            mass=o.size ** 2, resting=(spec.gravity > 0 and abs(o.y + hy - (bounds.floor or 1e9)) < 1e-6
                                                       and o.vy == 0)))
     traj = simulate_bodies(bodies, bounds, times, gravity=spec.gravity, restitution=spec.restitution,
-                           collide=collide, rest_speed=8.0 * spec.scale)
+                           # a rebound under 1.5 px high is no visible bounce: the body comes to rest instead
+                           collide=collide, rest_speed=max(8.0 * spec.scale, math.sqrt(2 * spec.gravity * 1.5 * spec.scale)))
     tracks = [Track(o.id, o.cls, o.colour, o.size, o.width, traj.pos[:, i], traj.vel[:, i], np.zeros(len(times)))
               for i, o in enumerate(objs)]
     events = [SceneEvent(e.kind, e.time, _frame_of(e.time, spec.fps), e.ids) for e in traj.events]
@@ -436,7 +446,9 @@ def _sim_knock(spec: SceneSpec, times: np.ndarray):
     cx = pivot[0] + c * rel[0] - s_ * rel[1]
     cy = pivot[1] + s_ * rel[0] + c * rel[1]
     bpos = np.stack([cx, cy], 1)
-    bvel = np.gradient(bpos, times, axis=0) if len(times) > 1 else np.zeros_like(bpos)
+    # exact velocity: d(centre)/dt = dR/d(angle) rel * d(angle)/dt (zero before the hit and after landing)
+    dang = np.where((times > t_hit) & (times < t_hit + tf), d * (math.pi / 2) * 2 * tau / tf, 0.0)
+    bvel = np.stack([(-s_ * rel[0] - c * rel[1]) * dang, (c * rel[0] - s_ * rel[1]) * dang], 1)
     fallen = times >= t_hit + tf - 1e-9
     block = Track(block_o.id, "block", block_o.colour, block_o.size, block_o.width, bpos, bvel, ang,
                   state={"knocked": times >= t_hit - 1e-9, "fallen": fallen})
@@ -465,7 +477,8 @@ def _sim_cookie(spec: SceneSpec, times: np.ndarray):
     pos, vel = _roll_and_rebound(mouth_o, times, t_bite, 0.8)
     pos[:, 1] = mouth_o.y
     d = -1.0 if mouth_o.vx < 0 else 1.0  # mouth moves in direction d; it came from the side -d
-    mouth = Track(mouth_o.id, "mouth", "pink", mouth_o.size, 0.0, pos, vel, np.full(len(times), math.pi if d > 0 else 0.0),
+    # it faces the cookie: angle 0 opens toward +x (image right), pi toward -x
+    mouth = Track(mouth_o.id, "mouth", "pink", mouth_o.size, 0.0, pos, vel, np.full(len(times), 0.0 if d > 0 else math.pi),
                   state={"open": 0.25 + 0.35 * np.abs(np.sin(times * 9.0))})
     bitten = times >= t_bite - 1e-9
     notch_r = spec.params["notch"]
