@@ -1,0 +1,204 @@
+"""VideoVAE: a causal 3D-convolutional autoencoder from RGB clips to spacetime latents.
+
+Frames [B, 3, T, H, W] in [-1, 1], T = 1 + 4k, become latents [B, C, 1 + k, H/4, W/4]. The first frame is
+encoded alone and every later group of four frames together ("causal"), so an image is a 1-frame video and
+the first latent frame of a clip is the latent of its first image, which is what image-to-video conditions on.
+The first and last layers work on 2x2 pixel patches and the 1/2-resolution layers are 2D (per frame), to keep
+the cost of convolutions low on a CPU; time is mixed by causal 3D convolutions at 1/4 resolution.
+(bf16 autocast makes convolutions ~100x slower with this torch build on this CPU: the VAE trains in fp32.)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+@dataclass
+class VAEConfig:
+    channels: tuple[int, int] = (48, 96)  # widths at 1/2 and 1/4 resolution
+    latent_channels: int = 4
+    temporal_downsample: int = 2  # number of x2 temporal reductions (2 -> x4)
+
+
+def _norm(c: int) -> nn.GroupNorm:
+    return nn.GroupNorm(min(8, c), c)
+
+
+class CausalConv3d(nn.Module):
+    """3D convolution that sees only the current and past frames (the first frame is repeated as padding)."""
+
+    def __init__(self, cin: int, cout: int, kernel=(3, 3, 3), stride=(1, 1, 1)):
+        super().__init__()
+        self.pad_t = kernel[0] - 1
+        self.conv = nn.Conv3d(cin, cout, kernel, stride=stride, padding=(0, kernel[1] // 2, kernel[2] // 2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.pad_t:
+            x = torch.cat([x[:, :, :1].expand(-1, -1, self.pad_t, -1, -1), x], dim=2)
+        return self.conv(x)
+
+
+class FrameConv(nn.Module):
+    """A 2D convolution applied to every frame: [B, C, T, H, W] -> [B, C', T, H', W']."""
+
+    def __init__(self, cin: int, cout: int, kernel: int = 3, stride: int = 1):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, kernel, stride=stride, padding=kernel // 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, t, h, w = x.shape
+        y = self.conv(x.transpose(1, 2).reshape(b * t, c, h, w))
+        return y.reshape(b, t, *y.shape[1:]).transpose(1, 2)
+
+
+class ResBlock(nn.Module):
+    """Pre-norm residual block of two 3x3 frame convolutions; `temporal` adds a causal convolution over
+    three frames in between ((2+1)D: a full 3x3x3 kernel costs 9x more for little gain at this size)."""
+
+    def __init__(self, c: int, temporal: bool):
+        super().__init__()
+        self.norm1, self.norm2 = _norm(c), _norm(c)
+        self.conv1 = FrameConv(c, c)
+        self.time = CausalConv3d(c, c, kernel=(3, 1, 1)) if temporal else None
+        self.conv2 = FrameConv(c, c)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(F.silu(self.norm1(x)))
+        if self.time is not None:
+            h = h + self.time(h)
+        return x + self.conv2(F.silu(self.norm2(h)))
+
+
+class TimeDown(nn.Module):
+    """Halve time causally: the first frame alone, then pairs (1 + 2m frames -> 1 + m)."""
+
+    def __init__(self, c: int):
+        super().__init__()
+        self.conv = CausalConv3d(c, c, kernel=(3, 1, 1), stride=(2, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)
+
+
+class TimeUp(nn.Module):
+    """Double time causally: 1 + m frames -> 1 + 2m (the first latent frame becomes one frame)."""
+
+    def __init__(self, c: int):
+        super().__init__()
+        self.conv = CausalConv3d(c, 2 * c, kernel=(3, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, t, h, w = x.shape
+        y = self.conv(x).reshape(b, 2, c, t, h, w).permute(0, 2, 3, 1, 4, 5).reshape(b, c, 2 * t, h, w)
+        return y[:, :, 1:]
+
+
+class PixelShuffle(nn.Module):
+    """Space-to-depth (down=True) or depth-to-space by 2 on every frame: convolutions at full resolution
+    are the costliest part of a video VAE on a CPU, so the first and last layers work on 2x2 patches."""
+
+    def __init__(self, down: bool):
+        super().__init__()
+        self.op = nn.PixelUnshuffle(2) if down else nn.PixelShuffle(2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, t, h, w = x.shape
+        y = self.op(x.transpose(1, 2).reshape(b * t, c, h, w))
+        return y.reshape(b, t, *y.shape[1:]).transpose(1, 2)
+
+
+class Encoder(nn.Module):
+    def __init__(self, cfg: VAEConfig):
+        super().__init__()
+        c1, c2 = cfg.channels
+        self.net = nn.Sequential(
+            PixelShuffle(down=True), FrameConv(12, c1), ResBlock(c1, False),
+            FrameConv(c1, c2, stride=2), ResBlock(c2, True),
+            *[m for _ in range(cfg.temporal_downsample) for m in (TimeDown(c2), ResBlock(c2, True))],
+            _norm(c2), nn.SiLU(), FrameConv(c2, 2 * cfg.latent_channels),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class Upsample2x(nn.Module):
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.conv = FrameConv(cin, cout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, t, h, w = x.shape
+        y = F.interpolate(x.transpose(1, 2).reshape(b * t, c, h, w), scale_factor=2, mode="nearest")
+        return self.conv(y.reshape(b, t, c, 2 * h, 2 * w).transpose(1, 2))
+
+
+class Decoder(nn.Module):
+    def __init__(self, cfg: VAEConfig):
+        super().__init__()
+        c1, c2 = cfg.channels
+        self.net = nn.Sequential(
+            FrameConv(cfg.latent_channels, c2), ResBlock(c2, True),
+            *[m for _ in range(cfg.temporal_downsample) for m in (TimeUp(c2), ResBlock(c2, True))],
+            Upsample2x(c2, c1), ResBlock(c1, False),
+            _norm(c1), nn.SiLU(), FrameConv(c1, 12), PixelShuffle(down=False),
+        )
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z)
+
+
+class VideoVAE(nn.Module):
+    def __init__(self, cfg: VAEConfig | None = None):
+        super().__init__()
+        self.cfg = cfg or VAEConfig()
+        self.encoder = Encoder(self.cfg)
+        self.decoder = Decoder(self.cfg)
+        self.time_factor = 2 ** self.cfg.temporal_downsample
+        self.space_factor = 4
+
+    def check_frames(self, n: int) -> None:
+        if (n - 1) % self.time_factor:
+            raise ValueError(f"the VAE takes 1 + {self.time_factor}k frames, got {n}")
+
+    def latent_frames(self, n: int) -> int:
+        return 1 + (n - 1) // self.time_factor
+
+    def encode(self, x: torch.Tensor, sample: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """Frames [B, 3, T, H, W] -> (latent mean or sample, log-variance) [B, C, T', H/4, W/4]."""
+        self.check_frames(x.shape[2])
+        mean, logvar = self.encoder(x).chunk(2, dim=1)
+        logvar = logvar.clamp(-20, 10)
+        z = mean + torch.randn_like(mean) * (0.5 * logvar).exp() if sample else mean
+        return z, logvar
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(z)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        mean, logvar = self.encoder(x).chunk(2, dim=1)
+        logvar = logvar.clamp(-20, 10)
+        z = mean + torch.randn_like(mean) * (0.5 * logvar).exp()
+        return self.decode(z), mean, logvar
+
+
+def vae_loss(x: torch.Tensor, recon: torch.Tensor, mean: torch.Tensor, logvar: torch.Tensor,
+             kl_weight: float = 1e-4, object_weight: float = 10.0) -> tuple[torch.Tensor, dict]:
+    """L1 with the pixels of moving things weighted up (they are a small share of the frame but all that
+    matters to the eye and to the benchmarks), plus a small KL to keep the latent smooth for diffusion."""
+    with torch.no_grad():
+        static = x.median(dim=2, keepdim=True).values
+        moving = ((x - static).abs().amax(dim=1, keepdim=True) > 0.12).float()
+        w = 1.0 + (object_weight - 1.0) * moving
+    l1 = ((recon - x).abs() * w).mean()
+    kl = 0.5 * (mean.pow(2) + logvar.exp() - 1.0 - logvar).mean()
+    return l1 + kl_weight * kl, {"l1": l1.detach(), "kl": kl.detach()}
+
+
+def psnr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """PSNR in dB per clip for tensors in [-1, 1]."""
+    mse = ((x.clamp(-1, 1) - y.clamp(-1, 1)) / 2).pow(2).flatten(1).mean(1)
+    return 10 * torch.log10(1.0 / mse.clamp_min(1e-10))

@@ -1,0 +1,107 @@
+"""Shipped weights: fp16 safetensors with their config in the metadata, exported from training runs.
+
+safetensors (not pickle) so that loading a checkpoint can never run code; the file's SHA-256 is the
+checkpoint hash that the C2PA manifest of every generated clip names.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+
+from daas.errors import DaasError
+
+from .dit import DiT, DiTConfig
+from .vae import VAEConfig, VideoVAE
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+VAE_FILE = WEIGHTS_DIR / "vae.safetensors"
+DIT_FILE = WEIGHTS_DIR / "dit.safetensors"
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _cfg_from(cls, d: dict):
+    return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items()})
+
+
+def save_weights(path: str | Path, state_dict: dict, meta: dict) -> Path:
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().to(torch.float16).contiguous() if v.is_floating_point() else v.contiguous()
+               for k, v in state_dict.items()}
+    tmp = path.with_suffix(".tmp")
+    save_file(tensors, str(tmp), metadata={"daas": json.dumps(meta)})
+    tmp.replace(path)
+    return path
+
+
+def _read(path: Path) -> tuple[dict, dict]:
+    from safetensors import safe_open
+
+    if not path.exists():
+        raise DaasError(f"checkpoint {path} not found")
+    try:
+        with safe_open(str(path), "pt") as f:
+            meta = json.loads((f.metadata() or {}).get("daas", "{}"))
+            sd = {k: f.get_tensor(k).float() for k in f.keys()}
+    except Exception as e:  # noqa: BLE001 - any parse failure is a bad checkpoint file
+        raise DaasError(f"checkpoint {path} is unreadable ({type(e).__name__})") from None
+    if not meta:
+        raise DaasError(f"checkpoint {path} has no DAAS metadata")
+    return sd, meta
+
+
+def load_vae(path: str | Path | None = None) -> tuple[VideoVAE, dict]:
+    """The VAE and its latent statistics {"mean", "std"} (per channel)."""
+    sd, meta = _read(Path(path) if path else VAE_FILE)
+    vae = VideoVAE(_cfg_from(VAEConfig, meta["config"]))
+    stats = {"mean": sd.pop("latent_mean"), "std": sd.pop("latent_std")}
+    vae.load_state_dict(sd)
+    return vae.eval().requires_grad_(False), stats
+
+
+def load_dit(path: str | Path | None = None) -> tuple[DiT, dict]:
+    sd, meta = _read(Path(path) if path else DIT_FILE)
+    dit = DiT(_cfg_from(DiTConfig, meta["config"]))
+    dit.load_state_dict(sd)
+    return dit.eval().requires_grad_(False), meta
+
+
+def export_vae(ckpt: str | Path, out: str | Path = VAE_FILE, stats_clips: int = 256) -> Path:
+    """Lightning checkpoint -> shipped fp16 weights with latent statistics measured on training clips."""
+    from .config import VAETrainConfig, config_from_dict
+    from .training import latent_stats
+
+    blob = torch.load(ckpt, map_location="cpu", weights_only=False)
+    cfg = config_from_dict(VAETrainConfig, blob["hyper_parameters"]["config"])
+    vae = VideoVAE(cfg.model)
+    vae.load_state_dict({k[4:]: v for k, v in blob["state_dict"].items() if k.startswith("vae.")})
+    vae.eval()
+    stats = latent_stats(vae, cfg.data, stats_clips)
+    sd = dict(vae.state_dict(), latent_mean=stats["mean"], latent_std=stats["std"])
+    meta = {"kind": "vae", "config": cfg.model.__dict__, "step": blob.get("global_step"),
+            "data": cfg.data.__dict__}
+    return save_weights(out, sd, meta)
+
+
+def export_dit(ckpt: str | Path, out: str | Path = DIT_FILE) -> Path:
+    """Lightning checkpoint -> shipped fp16 EMA weights of the DiT."""
+    from .config import DiTTrainConfig, config_from_dict
+
+    blob = torch.load(ckpt, map_location="cpu", weights_only=False)
+    cfg = config_from_dict(DiTTrainConfig, blob["hyper_parameters"]["config"])
+    sd = {k[4:]: v for k, v in blob["state_dict"].items() if k.startswith("ema.")}
+    meta = {"kind": "dit", "config": cfg.model.__dict__, "step": blob.get("global_step"),
+            "vae_sha256": file_sha256(cfg.vae_checkpoint or VAE_FILE), "data": cfg.data.__dict__}
+    return save_weights(out, sd, meta)
