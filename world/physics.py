@@ -182,6 +182,8 @@ def simulate(
         else:
             bi, bj = bodies[what[1]], bodies[what[2]]
             nx, ny = bj.x - bi.x, bj.y - bi.y
+            if bi.resting and bj.resting:
+                ny = 0.0  # both on the floor: it takes the vertical part of the impulse (balls of two sizes)
             d = math.hypot(nx, ny) or 1.0
             nx, ny = nx / d, ny / d
             rel = (bi.vx - bj.vx) * nx + (bi.vy - bj.vy) * ny

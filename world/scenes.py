@@ -384,8 +384,7 @@ def _free_bodies(spec: SceneSpec, objs: list[ObjectSpec], times: np.ndarray, bou
         hx, hy = _half_extents(o)
         # contacts between bodies use bounding circles: corners never pass into another body
         bodies.append(Body(o.id, o.x, o.y, o.vx, o.vy, hx, hy, radius=_bound_radius(o),
-                           mass=o.size ** 2, resting=(spec.gravity > 0 and abs(o.y + hy - (bounds.floor or 1e9)) < 1e-6
-                                                      and o.vy == 0)))
+                           mass=o.size ** 2, resting=(abs(o.y + hy - (bounds.floor or 1e9)) < 1e-6 and o.vy == 0)))
     traj = simulate_bodies(bodies, bounds, times, gravity=spec.gravity, restitution=spec.restitution,
                            # a rebound under 1.5 px high is no visible bounce: the body comes to rest instead
                            collide=collide, rest_speed=max(8.0 * spec.scale, math.sqrt(2 * spec.gravity * 1.5 * spec.scale)))

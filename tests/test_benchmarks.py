@@ -1,0 +1,282 @@
+"""Artifact benchmark: perception against the world's truth, metrics on clips whose answer is known,
+injected artifacts caught, the suite, the report and the CLI."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from benchmarks.inject import ARTIFACTS, TARGET, inject
+from benchmarks.metrics import METRICS, measure
+from benchmarks.perception import match_truth, perceive
+from world import make_clip, split_seeds
+
+SEEDS = split_seeds("bench", 3, offset=95_000)
+
+
+# ----------------------------------------------------------------------------------------------
+# perception
+
+
+@pytest.mark.parametrize("family", ["fall", "projectile", "topdown", "collision", "occlusion", "knock", "candle",
+                                    "cookie", "switch"])
+def test_perception_matches_truth(family):
+    errs, res = [], []
+    for seed in SEEDS[:2]:
+        clip = make_clip(seed, family)
+        m = match_truth(perceive(clip.frames, clip.fps), clip.truth())
+        errs += m["pos_errors"]
+        res.append(m)
+    assert np.median(errs) <= 1.0
+    assert sum(m["switches"] for m in res) == 0
+    assert sum(m["colour_ok"] for m in res) == sum(m["n_colour"] for m in res)
+    assert sum(m["cls_ok"] for m in res) == sum(m["n_cls"] for m in res)
+    assert sum(m["missed"] for m in res) <= 0.05 * sum(m["n_obs"] for m in res)
+
+
+def test_perception_states():
+    """Candle flame, lamp light, cookie notch and block posture follow the truth's states."""
+    T = 17
+    c = make_clip(SEEDS[0], "switch")
+    p = perceive(c.frames)
+    lamp = max(p.by_class("lamp"), key=lambda t: len(t.dets))
+    lit = np.array(c.truth()["objects"][2]["state"]["lit"])
+    seen = lamp.series(T, "lit")
+    ok = ~np.isnan(seen)
+    assert ok.sum() >= T - 2 and (seen[ok] > 0.5).tolist() == lit[ok].tolist()
+    c = make_clip(SEEDS[0], "cookie")
+    cookie = perceive(c.frames).by_class("cookie")[0]
+    notch = cookie.series(T, "notch")
+    assert notch[0] < 0.03 and notch[-1] > 0.05
+    c = make_clip(SEEDS[0], "knock")
+    block = perceive(c.frames).by_class("block")[0]
+    assert block.dets[0].state["upright"] and block.dets[T - 1].state["down"]
+    c = make_clip(SEEDS[0], "candle")
+    candle = perceive(c.frames).by_class("candle")[0]
+    assert candle.dets[0].state["lit"] and not candle.dets[T - 1].state["lit"]
+
+
+def test_perception_survives_h264(tmp_path):
+    from daas.video import read_video, write_video
+
+    clip = make_clip(SEEDS[1], "fall")
+    write_video(tmp_path / "c.mp4", clip.frames, clip.fps, crf=18)
+    frames, fps = read_video(tmp_path / "c.mp4")
+    p = perceive(frames, fps)
+    want = sorted((o["colour"], o["class"]) for o in clip.truth()["objects"])
+    assert sorted((t.colour, t.cls) for t in p.solid_tracks() if len(t.dets) > 3) == want
+    assert not measure(p, frames, clip.caption)["violations"]
+
+
+# ----------------------------------------------------------------------------------------------
+# metrics on hand-built clips
+
+
+def _draw(paths: list[dict], T: int = 17, H: int = 64, W: int = 64, flicker: float = 0.0) -> np.ndarray:
+    """Side-view clip: light wall, floor band from row 56, anti-aliased discs at the given positions
+    (path: {"rgb": (r, g, b) or [T] of them, "xy": [T, 2] with NaN = not drawn, "r": radius})."""
+    yy, xx = np.mgrid[0:H, 0:W] + 0.5
+    bg = np.where((yy >= 56)[..., None], np.array([128, 108, 88.0]), np.array([205, 200, 188.0]))
+    out = np.repeat(bg[None], T, 0)
+    for p in paths:
+        for t in range(T):
+            x, y = p["xy"][t]
+            if np.isnan(x) or np.isnan(y):
+                continue
+            rgb = np.asarray(p["rgb"][t] if np.ndim(p["rgb"]) == 2 else p["rgb"], float)
+            a = np.clip(p.get("r", 5.0) + 0.5 - np.hypot(xx - x, yy - y), 0, 1)[..., None]
+            out[t] = out[t] * (1 - a) + a * rgb
+    out += flicker * (np.arange(T) % 2 * 2 - 1)[:, None, None, None]
+    rng = np.random.default_rng(0)
+    return np.clip(out + rng.normal(0, 1, out.shape) + 0.5, 0, 255).astype(np.uint8)
+
+
+RED, BLUE = (215, 45, 40), (45, 85, 215)
+
+
+def _roll(x0=10.0, v=2.0, y=50.0, T=17):
+    return np.stack([x0 + v * np.arange(T), np.full(T, y)], 1)
+
+
+def _violations(frames, prompt=None):
+    r = measure(perceive(frames), frames, prompt)
+    return {m: r["metrics"][m]["violations"] for m in METRICS}, r
+
+
+def test_clean_hand_built_clip_has_no_violations():
+    v, _ = _violations(_draw([{"rgb": RED, "xy": _roll()}]), "a red ball rolls to the right")
+    assert sum(v.values()) == 0
+
+
+def test_permanence_gap_and_spawn():
+    xy = _roll()
+    xy[6:9] = np.nan
+    assert _violations(_draw([{"rgb": RED, "xy": xy}]))[0]["permanence"] == 1
+    late = np.tile([40.0, 30.0], (17, 1))
+    late[:8] = np.nan
+    assert _violations(_draw([{"rgb": RED, "xy": _roll()}, {"rgb": BLUE, "xy": late}]))[0]["permanence"] == 1
+
+
+def test_teleport():
+    xy = _roll(v=1.0)
+    xy[8:, 0] += 16
+    assert _violations(_draw([{"rgb": RED, "xy": xy}]))[0]["teleport"] >= 1
+
+
+def test_identity_colour_change():
+    rgb = [RED] * 8 + [BLUE] * 9
+    v, r = _violations(_draw([{"rgb": rgb, "xy": _roll()}]))
+    assert v["identity"] >= 1 and any("red -> blue" in x["what"] or "turns into" in x["what"] for x in r["violations"])
+
+
+@pytest.mark.parametrize("g,bad", [(290.0, False), (110.0, True), (640.0, True)])
+def test_gravity_fit(g, bad):
+    t = np.arange(17) / 8.0
+    y = 20 - np.sqrt(24 * g) * t + 0.5 * g * t ** 2  # thrown up to y = 8, then falls
+    y = np.where(y < 50, y, np.nan)  # and leaves the test before it reaches the floor
+    xy = np.stack([np.full(17, 30.0), y], 1)
+    v, r = _violations(_draw([{"rgb": RED, "xy": xy}]))
+    assert abs(r["metrics"]["gravity"]["value"] - g) < 0.05 * g
+    assert (v["gravity"] > 0) == bad
+
+
+def test_flicker():
+    assert _violations(_draw([{"rgb": RED, "xy": _roll()}], flicker=6.0))[0]["flicker"] == 1
+
+
+def test_prompt_adherence():
+    frames = _draw([{"rgb": RED, "xy": _roll(x0=10)}, {"rgb": BLUE, "xy": _roll(x0=40, v=0.0)}])
+    ok = "a red ball to the left of a blue ball; a red ball rolls to the right"
+    assert _violations(frames, ok)[0]["prompt"] == 0
+    assert _violations(frames, "a red ball to the right of a blue ball")[0]["prompt"] == 1
+    assert _violations(frames, "a red ball rolls to the left")[0]["prompt"] == 1
+    assert _violations(frames, "a green ball and a red ball")[0]["prompt"] == 1
+    assert _violations(frames, "three objects: a red ball and a blue ball")[0]["prompt"] == 1
+
+
+# ----------------------------------------------------------------------------------------------
+# injected artifacts
+
+
+@pytest.mark.parametrize("artifact", list(ARTIFACTS))
+def test_injected_artifact_is_caught(artifact):
+    from benchmarks.inject import FAMILIES
+
+    fams = FAMILIES[artifact]
+    for j in range(20):
+        seed = split_seeds("bench", 1, offset=96_000 + j)[0]
+        clip = make_clip(seed, fams[j % len(fams)])
+        inj = inject(clip, artifact, seed)
+        if inj is not None:
+            break
+    assert inj is not None
+    assert not np.array_equal(inj.frames, clip.frames)
+    metric = TARGET[artifact]
+    clean = _violations(clip.frames, clip.caption)[0]
+    dirty = _violations(inj.frames, clip.caption)[0]
+    assert clean[metric] == 0 and dirty[metric] > 0
+
+
+def test_unknown_artifact():
+    with pytest.raises(ValueError):
+        inject(make_clip(SEEDS[0], "fall"), "melt")
+
+
+@pytest.mark.slow
+def test_validation_matrix_small():
+    from benchmarks.inject import validate
+
+    v = validate(n_clean=20, n_per_artifact=4)
+    assert set(v["matrix"]) == set(ARTIFACTS)
+    assert all(r >= 0.75 for r in v["recall"].values())
+    assert all(c <= 0.1 for c in v["clean"].values())
+
+
+# ----------------------------------------------------------------------------------------------
+# suite, report, CLI
+
+
+def test_suite_is_committed_and_reproducible():
+    from benchmarks.suite import CATEGORIES, build_suite, load_suite
+
+    items = load_suite()
+    assert {i["category"] for i in items} == set(CATEGORIES)
+    assert all(1_000_000 <= i["seed"] < 1_100_000 for i in items)  # the bench split, never training seeds
+    fresh = build_suite(per_category=1)
+    assert [i for i in fresh] == load_suite(per_category=1)
+    assert len(load_suite(per_category=2, categories=["candle"])) == 2
+    with pytest.raises(ValueError):
+        load_suite(categories=["weather"])
+
+
+def _fake_pipe(calls):
+    """Stands in for generator.load_pipeline(): a rolling ball for any prompt; the weak setting freezes it."""
+    def pipe(prompt, num_frames=17, height=64, width=64, num_inference_steps=16, guidance_scale=4.0, seed=0):
+        calls.append((prompt, num_inference_steps, guidance_scale, seed))
+        frames = make_clip(seed % 1000, "roll", width, height, n_frames=num_frames).frames
+        frames = frames if num_inference_steps > 2 else frames[[0] * num_frames]
+        return frames if isinstance(prompt, str) else np.stack([frames] * len(prompt))
+    return pipe
+
+
+def test_report_on_tiny_suite(tmp_path):
+    from benchmarks.report import generator_source, run, world_source, write_report
+    from benchmarks.suite import load_suite
+
+    items = load_suite(per_category=1, categories=["gravity", "candle"])
+    calls = []
+    report, ex = run(items, {"generator": generator_source(_fake_pipe(calls)), "world": world_source})
+    assert len(calls) == 2 and calls[0][1:3] == (16, 4.0)
+    jp, hp = write_report(report, ex, tmp_path / "out")
+    data = json.loads(jp.read_text())
+    gen, world = data["sources"]["generator"]["summary"], data["sources"]["world"]["summary"]
+    assert set(gen["categories"]) == {"gravity", "candle"}
+    assert world["all"]["any"]["violation_rate"] == 0.0
+    assert gen["all"]["any"]["violation_rate"] > 0  # a rolling ball is neither a fall nor a candle
+    html = hp.read_text()
+    assert html.count("data:image/png;base64,") >= 3 and "<table>" in html
+
+
+def test_cli_videos_and_errors(tmp_path):
+    from typer.testing import CliRunner
+
+    from daas.cli import app
+    from daas.errors import DaasError
+    from daas.video import write_video
+
+    for k, fam in enumerate(["fall", "switch"]):
+        clip = make_clip(SEEDS[k], fam)
+        write_video(tmp_path / f"c{k}.mkv", clip.frames, clip.fps, lossless=True)
+        (tmp_path / f"c{k}.json").write_text(json.dumps({"prompt": clip.caption, "family": fam}))
+    runner = CliRunner()
+    res = runner.invoke(app, ["bench", "artifacts", "--videos", str(tmp_path), "--json", "--out", str(tmp_path / "r")])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout[res.stdout.index("{"):])
+    assert out["summary"]["videos"]["all"]["any"]["violation_rate"] == 0.0
+    assert set(out["summary"]["videos"]["categories"]) == {"gravity", "switch"}
+    assert (tmp_path / "r" / "report.html").exists()
+    res = runner.invoke(app, ["bench", "artifacts"])
+    assert isinstance(res.exception, DaasError)
+    res = runner.invoke(app, ["bench", "artifacts", "--videos", str(tmp_path / "nope")])
+    assert isinstance(res.exception, DaasError)
+
+
+def test_cli_generator_with_fake_pipeline(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    import benchmarks.cli as bcli
+    from daas.cli import app
+
+    calls = []
+    monkeypatch.setattr(bcli, "_load_pipeline", lambda ckpt: _fake_pipe(calls))
+    res = CliRunner().invoke(app, ["bench", "artifacts", "--generator", "--per-category", "1", "--no-world",
+                                   "--out", str(tmp_path), "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout[res.stdout.index("{"):])
+    assert set(out["summary"]) == {"generator", "generator (weak: 2 steps, cfg 1)"}
+    assert {c[1] for c in calls} == {16, 2}
+    assert len(calls) == 2 and len(calls[0][0]) == 8  # one batch of the 8 categories' prompts per setting
+    weak = out["summary"]["generator (weak: 2 steps, cfg 1)"]["all"]
+    assert weak["any"]["violation_rate"] == 1.0  # a frozen frame never does what a prompt asks
+    assert (tmp_path / "report.json").exists()
