@@ -1,8 +1,111 @@
-"""Commands of generator/ (registered on the `daas` app by daas/cli.py)."""
+"""Commands of generator/: `daas generate` and `daas train vae|dit` (registered by daas/cli.py)."""
 from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
 
 import typer
 
+from daas.errors import DaasError
+
+
+def generate(
+    prompt: str = typer.Argument(..., help="What the clip should show."),
+    output: Path = typer.Option(..., "-o", "--output", help="Output MP4 (a JSON sidecar goes beside it)."),
+    frames: int = typer.Option(17, help="Number of frames (1 + 4k)."),
+    size: str = typer.Option("64", help="N or WIDTHxHEIGHT (multiples of 8)."),
+    steps: int = typer.Option(16, help="Sampling steps."),
+    guidance: float = typer.Option(4.0, help="Classifier-free guidance scale."),
+    seed: int = typer.Option(0, help="Seed (the same seed gives the same clip)."),
+    negative: Optional[str] = typer.Option(None, help="Negative prompt."),
+    image: Optional[Path] = typer.Option(None, help="First frame (a video file's first frame or a PNG/JPEG)."),
+    extend: Optional[Path] = typer.Option(None, help="A video to continue."),
+    sampler: str = typer.Option("euler", help="euler or heun."),
+    checkpoint: Optional[Path] = typer.Option(None, help="DiT weights (default: the shipped checkpoint)."),
+    overwrite: bool = typer.Option(False, help="Replace existing outputs."),
+    as_json: bool = typer.Option(False, "--json", help="Print the sidecar as JSON."),
+):
+    """Generate a signed, watermarked clip from a prompt.
+
+    Example: daas generate "a red ball falls and bounces twice" -o ball.mp4 --seed 3
+    """
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from daas.cli import emit_json, parse_size
+    from daas.fileio import check_writable
+
+    from .pipeline import generate_video, load_pipeline
+
+    width, height = parse_size(size)
+    check_writable(output, overwrite)
+    check_writable(output.with_suffix(".json"), overwrite)
+    cond_image = _read_image(image) if image else None
+    cond_video = None
+    if extend:
+        from daas.video import read_video
+
+        cond_video, _ = read_video(extend, size=(width, height), max_frames=64)
+    err = Console(stderr=True)
+    pipe = load_pipeline(checkpoint)
+    with Progress(TextColumn("generating"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
+                  TimeElapsedColumn(), console=err, transient=True) as bar:
+        task = bar.add_task("", total=steps)
+        side = generate_video(pipe, prompt, output, overwrite=overwrite, num_frames=frames, height=height,
+                              width=width, num_inference_steps=steps, guidance_scale=guidance, seed=seed,
+                              negative_prompt=negative, image=cond_image, video=cond_video, sampler=sampler,
+                              progress=lambda i: bar.update(task, completed=i + 1))
+    if as_json:
+        emit_json(side)
+    else:
+        p = side["provenance"]
+        Console().print(f"[bold]{output}[/]: {prompt!r}, {side['params']['frames']} frames {side['params']['size']}, "
+                        f"seed {seed}, {side['seconds']['total']:.2f}s; watermark payload {p.get('payload')}, "
+                        f"signed by {p.get('signer')}")
+
+
+def _read_image(path: Path):
+    import numpy as np
+
+    if path.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp", ".bmp"):
+        from PIL import Image, UnidentifiedImageError
+
+        if not path.exists():
+            raise DaasError(f"{path}: no such file")
+        try:
+            return np.asarray(Image.open(path).convert("RGB"))
+        except (UnidentifiedImageError, OSError) as e:
+            raise DaasError(f"{path}: not a readable image ({type(e).__name__})") from None
+    from daas.video import read_video
+
+    return read_video(path, max_frames=1)[0][0]
+
+
+def train(
+    stage: str = typer.Argument(..., help="vae or dit."),
+    config: Path = typer.Option(..., help="YAML config (configs/vae.yaml, configs/dit.yaml)."),
+    max_steps: Optional[int] = typer.Option(None, help="Override train.max_steps."),
+    export: bool = typer.Option(False, help="Export the run's last checkpoint to generator/weights instead."),
+):
+    """Train (or resume) the VAE or the DiT; runs live in runs/<stage>/.
+
+    Example: daas train vae --config configs/vae.yaml
+    """
+    if stage not in ("vae", "dit"):
+        raise DaasError(f"stage must be vae or dit, got {stage!r}")
+    if not config.exists():
+        raise DaasError(f"config {config} not found")
+    from .train import main
+
+    argv = [stage, "--config", str(config)] + (["--max-steps", str(max_steps)] if max_steps else [])
+    try:
+        main(argv + (["--export"] if export else []))
+    except ValueError as e:
+        raise DaasError(str(e)) from None
+    sys.stdout.flush()
+
 
 def register(app: typer.Typer) -> None:
-    """Add this part's commands to `app`."""
+    app.command()(generate)
+    app.command()(train)

@@ -20,6 +20,7 @@ class DataConfig:
     n_frames: int = 17
     train_clips: int = 200_000  # seeds drawn from the "train" split
     val_clips: int = 64  # seeds from the "val" split
+    latent_clips: int = 20_000  # DiT: train-split clips encoded once by the VAE
     crop_frames: int = 0  # train on random crops of this many frames (1 + 4k); 0 = whole clips
     hflip: bool = True  # mirror clips and swap left/right in captions
     batch_size: int = 8
@@ -33,7 +34,7 @@ class TrainConfig:
     weight_decay: float = 0.01
     warmup_steps: int = 100
     grad_clip: float = 1.0
-    precision: str = "32-true"  # "bf16-mixed" pays for the DiT's matmuls on CPUs with AVX512-BF16
+    precision: str = "32-true"  # "bf16-mixed" pays only where the CPU has AVX512-BF16 or on GPUs
     ema_decay: float = 0.999
     caption_dropout: float = 0.1
     frame_cond_prob: float = 0.3  # share of DiT samples trained with given first frames (image-to-video, extension)

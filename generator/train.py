@@ -14,11 +14,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("stage", choices=["vae", "dit"])
     ap.add_argument("--config", required=True)
     ap.add_argument("--max-steps", type=int)
+    ap.add_argument("--threads", type=int, help="torch threads (1 keeps two runs on two cores from thrashing)")
     ap.add_argument("--export", action="store_true", help="export the run's last checkpoint to generator/weights")
     args = ap.parse_args(argv)
     cfg = load_config(args.config, VAETrainConfig if args.stage == "vae" else DiTTrainConfig)
     if args.max_steps:
         cfg.train.max_steps = args.max_steps
+    if args.threads:
+        cfg.train.threads = args.threads
     from pathlib import Path
 
     from . import training, weights

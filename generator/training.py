@@ -267,19 +267,19 @@ def precompute_latents(vae: VideoVAE, cfg: DataConfig, split: str, n: int, out: 
     return out
 
 
-def train_dit(cfg: DiTTrainConfig, latents_train: int = 20_000) -> Path:
+def train_dit(cfg: DiTTrainConfig) -> Path:
     from .weights import load_vae
 
     L.seed_everything(cfg.train.seed, workers=True)
     run_dir = Path(cfg.train.run_dir)
     vae, stats = load_vae(cfg.vae_checkpoint or None)
     paths = {}
-    for split, n in (("train", latents_train), ("val", cfg.data.val_clips)):
+    for split, n in (("train", cfg.data.latent_clips), ("val", cfg.data.val_clips)):
         p = run_dir / f"latents_{split}_{n}.pt"
         if not p.exists():
             print(f"encoding {n} {split} clips to {p}", flush=True)
             precompute_latents(vae, cfg.data, split, n, p,
-                               progress=lambda k, n: print(f"  {k}/{n}", flush=True) if k % 1024 < 16 else None)
+                               progress=lambda k, n: print(f"  {k}/{n}", flush=True) if k % 256 < 16 else None)
         paths[split] = p
     # train on normalised latents: the VAE's per-channel statistics, stored with the VAE weights
     dm = NormalisedLatents(paths["train"], paths["val"], cfg.data.batch_size, stats, cfg.data.num_workers)

@@ -23,8 +23,18 @@ class VAEConfig:
     temporal_downsample: int = 2  # number of x2 temporal reductions (2 -> x4)
 
 
+class FrameNorm(nn.GroupNorm):
+    """GroupNorm with statistics per frame: statistics over time would let later frames change the
+    latents of earlier ones, and the encoder would no longer be causal."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, t, h, w = x.shape
+        y = super().forward(x.transpose(1, 2).reshape(b * t, c, h, w))
+        return y.reshape(b, t, c, h, w).transpose(1, 2)
+
+
 def _norm(c: int) -> nn.GroupNorm:
-    return nn.GroupNorm(min(8, c), c)
+    return FrameNorm(min(8, c), c)
 
 
 class CausalConv3d(nn.Module):

@@ -42,6 +42,7 @@ def save_weights(path: str | Path, state_dict: dict, meta: dict) -> Path:
                for k, v in state_dict.items()}
     tmp = path.with_suffix(".tmp")
     save_file(tensors, str(tmp), metadata={"daas": json.dumps(meta)})
+    tmp.chmod(0o644)  # weights are public; safetensors creates files 0600
     tmp.replace(path)
     return path
 

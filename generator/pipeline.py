@@ -1,0 +1,196 @@
+"""Text-to-video, image-to-video and video extension with the shipped (or a given) checkpoint.
+
+    pipe = load_pipeline()
+    frames = pipe("a red ball falls and bounces twice", num_frames=17, height=64, width=64,
+                  num_inference_steps=16, guidance_scale=4.0, seed=0)       # uint8 [T, H, W, 3]
+
+`generate_video` adds what every DAAS output carries: the watermark, the MP4, the C2PA signature and a JSON
+sidecar with every parameter.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from daas.errors import DaasError
+
+from .dit import DiT
+from .flow import sample
+from .text import MAX_PROMPT_CHARS, TextEncoder, get_text_encoder
+from .vae import VideoVAE
+from .weights import DIT_FILE, VAE_FILE, file_sha256, load_dit, load_vae
+
+GENERATOR_NAME = "daas-generator"
+FPS = 8.0  # the frame rate the shipped checkpoint was trained at
+
+
+@dataclass
+class Limits:
+    min_side: int = 32
+    max_side: int = 256
+    max_frames: int = 65
+
+
+class VideoPipeline:
+    def __init__(self, vae: VideoVAE, stats: dict, dit: DiT, text: TextEncoder, checkpoint: dict,
+                 limits: Limits | None = None):
+        self.vae, self.dit, self.text = vae, dit, text
+        self.mean = stats["mean"].view(1, -1, 1, 1, 1)
+        self.std = stats["std"].view(1, -1, 1, 1, 1)
+        self.checkpoint = checkpoint  # name, sha256 of the weights (named in every manifest)
+        self.limits = limits or Limits()
+        self.fps = FPS
+
+    # checks ---------------------------------------------------------------------------------------
+    def _check(self, prompts: list[str], num_frames: int, height: int, width: int, steps: int,
+               guidance: float) -> None:
+        lim = self.limits
+        for p in prompts:
+            if not isinstance(p, str) or not p.strip():
+                raise DaasError("the prompt is empty")
+            if len(p) > MAX_PROMPT_CHARS:
+                raise DaasError(f"the prompt has {len(p)} characters; the limit is {MAX_PROMPT_CHARS}")
+        tf = self.vae.time_factor
+        if not (1 <= num_frames <= lim.max_frames) or (num_frames - 1) % tf:
+            raise DaasError(f"num_frames must be 1 + {tf}k between 1 and {lim.max_frames}, got {num_frames}")
+        m = self.vae.space_factor * self.dit.cfg.patch[1]
+        for name, v in (("height", height), ("width", width)):
+            if not (lim.min_side <= v <= lim.max_side) or v % m:
+                raise DaasError(f"{name} must be a multiple of {m} between {lim.min_side} and {lim.max_side}, got {v}")
+        if not (1 <= steps <= 200):
+            raise DaasError(f"num_inference_steps must be in 1..200, got {steps}")
+        if not (0.0 <= guidance <= 30.0):
+            raise DaasError(f"guidance_scale must be in 0..30, got {guidance}")
+
+    # latents ----------------------------------------------------------------------------------------
+    def encode(self, frames: np.ndarray) -> torch.Tensor:
+        """uint8 [T, H, W, 3] -> normalised latents [1, C, T', h, w]."""
+        x = torch.from_numpy(np.ascontiguousarray(frames)).permute(3, 0, 1, 2).float().div(127.5).sub(1)[None]
+        with torch.no_grad():
+            z, _ = self.vae.encode(x)
+        return (z - self.mean) / self.std
+
+    def decode(self, z: torch.Tensor) -> np.ndarray:
+        """normalised latents [B, C, T', h, w] -> uint8 [B, T, H, W, 3]."""
+        with torch.no_grad():
+            x = self.vae.decode(z * self.std + self.mean)
+        return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 4, 1).numpy()
+
+    def _conditioning(self, image, video, B, T_lat, h, w, height, width):
+        """Latent frames given by an image (the first frame) or a video (the clip to continue)."""
+        if image is None and video is None:
+            return None, None, 0
+        if image is not None and video is not None:
+            raise DaasError("give either an image or a video to extend, not both")
+        if image is not None:
+            given = np.asarray(image)[None]
+        else:
+            given = np.asarray(video)
+            # continue from the last frames: as many as fill half the latent frames, 1 + 4k of them
+            n = 1 + self.vae.time_factor * (max(1, T_lat // 2) - 1)
+            if len(given) < n:
+                raise DaasError(f"the video to extend needs at least {n} frames, got {len(given)}")
+            given = given[-n:]
+        if given.ndim != 4 or given.shape[-1] != 3 or given.dtype != np.uint8:
+            raise DaasError("conditioning frames must be uint8 RGB")
+        if given.shape[1:3] != (height, width):
+            given = _resize(given, height, width)
+        zc = self.encode(given)
+        k = zc.shape[2]
+        cond = torch.zeros(B, zc.shape[1], T_lat, h, w)
+        cond[:, :, :k] = zc
+        mask = torch.zeros(B, 1, T_lat, 1, 1)
+        mask[:, :, :k] = 1
+        return cond, mask, len(given)
+
+    # generation --------------------------------------------------------------------------------------
+    def __call__(self, prompt: str | list[str], num_frames: int = 17, height: int = 64, width: int = 64,
+                 num_inference_steps: int = 16, guidance_scale: float = 4.0, seed: int = 0,
+                 negative_prompt: str | None = None, image: np.ndarray | None = None,
+                 video: np.ndarray | None = None, sampler: str = "euler", watermark: bool = False,
+                 progress: Callable[[int], None] | None = None) -> np.ndarray:
+        """Frames uint8 [T, H, W, 3] for one prompt, [B, T, H, W, 3] for a list; the same seed gives the same
+        frames. With `video`, the result continues it: the given frames, then the new ones."""
+        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+        if not prompts:
+            raise DaasError("no prompt given")
+        self._check(prompts, num_frames, height, width, num_inference_steps, guidance_scale)
+        B = len(prompts)
+        T_lat = self.vae.latent_frames(num_frames)
+        h, w = height // self.vae.space_factor, width // self.vae.space_factor
+        noise = torch.cat([torch.randn(1, self.dit.cfg.latent_channels, T_lat, h, w,
+                                       generator=torch.Generator().manual_seed(seed + i)) for i in range(B)])
+        text, mask = self.text(prompts)
+        null_text, null_mask = self.text([negative_prompt or ""])
+        cond, cmask, n_given = self._conditioning(image, video, B, T_lat, h, w, height, width)
+        z = sample(self.dit, noise, text, mask, null_text, null_mask, steps=num_inference_steps,
+                   guidance=guidance_scale, method=sampler, cond=cond, cond_mask=cmask, callback=progress)
+        frames = self.decode(z.float())
+        if video is not None:  # the given clip, then the continuation
+            new = frames[:, n_given:]
+            frames = np.concatenate([np.broadcast_to(np.asarray(video), (B, *np.asarray(video).shape)), new], axis=1)
+        elif image is not None:
+            frames[:, 0] = _resize(np.asarray(image)[None], height, width)[0]
+        if watermark:  # the mark alone (generate_video marks, signs and records the payload)
+            import secrets
+
+            from provenance import load_identity, watermark as wm
+
+            key = wm.WatermarkKey(load_identity().watermark_key())
+            frames = np.stack([wm.embed(f, key, secrets.randbits(wm.PAYLOAD_BITS)) for f in frames])
+        return frames[0] if isinstance(prompt, str) else frames
+
+
+def _resize(frames: np.ndarray, height: int, width: int) -> np.ndarray:
+    t = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()
+    t = torch.nn.functional.interpolate(t, size=(height, width), mode="area" if t.shape[-1] > width else "bilinear")
+    return t.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+
+
+def load_pipeline(checkpoint: str | Path | None = None, vae_checkpoint: str | Path | None = None) -> VideoPipeline:
+    """The shipped checkpoint (generator/weights) by default; `checkpoint` names another DiT file."""
+    dit_path = Path(checkpoint) if checkpoint else DIT_FILE
+    vae_path = Path(vae_checkpoint) if vae_checkpoint else VAE_FILE
+    for p in (dit_path, vae_path):
+        if not p.exists():
+            raise DaasError(f"checkpoint {p} not found (train one: daas train --help)")
+    vae, stats = load_vae(vae_path)
+    dit, meta = load_dit(dit_path)
+    info = {"dit": dit_path.name, "dit_sha256": file_sha256(dit_path), "vae": vae_path.name,
+            "vae_sha256": file_sha256(vae_path), "dit_step": meta.get("step")}
+    return VideoPipeline(vae, stats, dit, get_text_encoder(), info)
+
+
+def generate_video(pipe: VideoPipeline, prompt: str, output: str | Path, *, overwrite: bool = False,
+                   identity=None, store=None, **kwargs) -> dict:
+    """Generate, watermark, write the MP4, sign it (C2PA) and write the JSON sidecar; returns the sidecar."""
+    from daas import __version__
+    from daas.fileio import check_writable, write_json
+    from provenance import protect_video
+
+    output = Path(output)
+    sidecar = output.with_suffix(".json")
+    check_writable(output, overwrite)
+    check_writable(sidecar, overwrite)
+    t0 = time.perf_counter()
+    frames = pipe(prompt, **kwargs)
+    gen_s = time.perf_counter() - t0
+    params = {"prompt": prompt, "seed": kwargs.get("seed", 0), "steps": kwargs.get("num_inference_steps", 16),
+              "guidance": kwargs.get("guidance_scale", 4.0), "frames": int(frames.shape[0]),
+              "size": f"{frames.shape[2]}x{frames.shape[1]}", "sampler": kwargs.get("sampler", "euler"),
+              "negative_prompt": kwargs.get("negative_prompt") or "", "model": pipe.checkpoint["dit"],
+              "mode": "extend" if kwargs.get("video") is not None else
+              "image-to-video" if kwargs.get("image") is not None else "text-to-video"}
+    agent = {"name": GENERATOR_NAME, "version": __version__, "checkpoint_sha256": pipe.checkpoint["dit_sha256"]}
+    result = protect_video(frames, pipe.fps, output, params=params, software_agent=agent, overwrite=overwrite,
+                           identity=identity, store=store)
+    side = {"output": str(output), "params": params, "software_agent": agent, "checkpoint": pipe.checkpoint,
+            "fps": pipe.fps, "seconds": {"generate": round(gen_s, 3), "total": round(time.perf_counter() - t0, 3)},
+            "provenance": {k: v for k, v in result.items() if k != "path"}}
+    write_json(sidecar, side, overwrite=overwrite)
+    return side

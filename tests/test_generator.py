@@ -1,0 +1,237 @@
+"""Generator: model shapes, the text encoder, rectified flow, training (overfit, resume, DDP) and the pipeline."""
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from daas.errors import DaasError
+from generator.dit import DiT, DiTConfig
+from generator.flow import flow_loss, sample, timesteps
+from generator.vae import VAEConfig, VideoVAE, psnr
+from generator.weights import DIT_FILE, VAE_FILE
+
+TINY_VAE = VAEConfig(channels=(8, 16), latent_channels=4)
+TINY_DIT = DiTConfig(width=32, depth=2, heads=2, mlp_ratio=2.0)
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_vae_shapes_causal_first_frame():
+    vae = VideoVAE(TINY_VAE).eval()
+    x = torch.rand(2, 3, 9, 32, 48) * 2 - 1
+    z, logvar = vae.encode(x)
+    assert z.shape == (2, 4, 3, 8, 12) and logvar.shape == z.shape
+    assert vae.decode(z).shape == x.shape
+    # the first latent frame depends on the first frame only: an image is a 1-frame video
+    z1, _ = vae.encode(x[:, :, :1])
+    assert torch.allclose(z1[:, :, 0], z[:, :, 0], atol=1e-5)
+    x2 = x.clone()
+    x2[:, :, 5:] = 0  # changing later frames leaves earlier latents alone
+    assert torch.allclose(vae.encode(x2)[0][:, :, :2], z[:, :, :2], atol=1e-5)
+    with pytest.raises(ValueError, match="1 \\+ 4k"):
+        vae.encode(x[:, :, :4])
+
+
+def test_psnr_of_identical_and_noisy_clips():
+    x = torch.rand(1, 3, 5, 16, 16) * 2 - 1
+    assert psnr(x, x).item() > 90
+    y = (x + 0.1 * torch.randn_like(x)).clamp(-1, 1)
+    assert 15 < psnr(x, y).item() < 30
+
+
+def test_dit_shapes_any_size_and_zero_init():
+    dit = DiT(TINY_DIT).eval()
+    text, mask = torch.randn(2, 7, 384), torch.ones(2, 7, dtype=torch.bool)
+    for T, H, W in ((5, 16, 16), (3, 8, 24), (1, 16, 8)):
+        x = torch.randn(2, 4, T, H, W)
+        out = dit(x, torch.rand(2), text, mask)
+        assert out.shape == x.shape
+        assert out.abs().max() == 0  # adaLN-Zero: the untrained model predicts zero
+    with pytest.raises(ValueError, match="divisible"):
+        dit(torch.randn(1, 4, 5, 15, 16), torch.rand(1), text[:1], mask[:1])
+
+
+def test_text_encoder_matches_transformers_bert():
+    transformers = pytest.importorskip("transformers")
+    from generator.text import TextEncoder, model_dir
+
+    te = TextEncoder()
+    prompts = ["a red ball rolls to the left", "A puff of wind blows out a candle and smoke rises"]
+    emb, mask = te(prompts)
+    tok = transformers.AutoTokenizer.from_pretrained(model_dir())
+    ref_model = transformers.AutoModel.from_pretrained(model_dir()).eval()
+    batch = tok(prompts, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        ref = ref_model(**batch).last_hidden_state
+    assert mask.sum().item() == batch["attention_mask"].sum().item()
+    assert torch.allclose(emb[mask], ref[batch["attention_mask"].bool()], atol=1e-4)
+    # left and right stay apart in token space (unlike pooled sentence vectors)
+    l, r = te(["a red ball rolls to the left", "a red ball rolls to the right"])[0]
+    assert not torch.allclose(l, r, atol=1e-2)
+
+
+def test_flow_sampler_integrates_a_known_velocity():
+    # for x0 fixed, v = noise - x0 is constant along the path, so Euler lands exactly on x0
+    x0 = torch.randn(1, 4, 2, 4, 4)
+
+    def model(x, t, *_):
+        tt = t.view(-1, 1, 1, 1, 1)
+        noise = (x - (1 - tt) * x0) / tt.clamp_min(1e-6)
+        return noise - x0
+
+    noise = torch.randn_like(x0)
+    e = torch.zeros(1, 1, 384)
+    m = torch.ones(1, 1, dtype=torch.bool)
+    for method in ("euler", "heun"):
+        out = sample(model, noise, e, m, e, m, steps=4, guidance=1.0, method=method)
+        assert torch.allclose(out, x0, atol=1e-4)
+    assert timesteps(4, shift=3.0)[0] == 1.0 and timesteps(4, shift=3.0)[-1] == 0.0
+
+
+def test_tiny_dit_overfits_one_batch():
+    torch.manual_seed(0)
+    dit = DiT(TINY_DIT)
+    x0 = torch.randn(2, 4, 3, 8, 8)
+    text, mask = torch.randn(2, 5, 384), torch.ones(2, 5, dtype=torch.bool)
+    t = torch.tensor([0.3, 0.7])
+    opt = torch.optim.AdamW(dit.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(150):
+        torch.manual_seed(1)  # the same noise every step: one batch to memorise
+        loss = flow_loss(dit, x0, text, mask, t=t)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0] / 10
+
+
+def _tiny_vae_yaml(tmp: Path, run: Path, steps: int, extra: str = "") -> Path:
+    p = tmp / "vae.yaml"
+    p.write_text(f"""
+model: {{channels: [8, 16], latent_channels: 4}}
+data: {{width: 32, height: 32, n_frames: 5, batch_size: 2, train_clips: 64, val_clips: 2, families: [roll]}}
+train: {{max_steps: {steps}, lr: 0.003, warmup_steps: 1, checkpoint_every: 5, val_every: 1000, run_dir: {run}{extra}}}
+""")
+    return p
+
+
+def _losses(run: Path) -> dict[int, float]:
+    rows = csv.DictReader(open(run / "logs" / "version_0" / "metrics.csv"))
+    return {int(r["step"]): float(r["train/loss"]) for r in rows if r.get("train/loss")}
+
+
+def test_vae_training_resumes_where_it_stopped(tmp_path):
+    from generator.train import main
+
+    run = tmp_path / "run"
+    cfg = _tiny_vae_yaml(tmp_path, run, 20)
+    main(["vae", "--config", str(cfg), "--max-steps", "20"])
+    blob = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert blob["global_step"] == 20 and blob["optimizer_states"]
+    before = _losses(run)
+    main(["vae", "--config", str(cfg), "--max-steps", "40"])
+    blob = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert blob["global_step"] == 40
+    after = _losses(run)
+    first = np.mean([v for k, v in before.items() if k < 5])
+    resumed = np.mean([v for k, v in after.items() if k >= 20])
+    assert resumed < first  # the loss continues from where it was, it does not start over
+
+
+@pytest.mark.slow
+def test_ddp_two_cpu_processes(tmp_path):
+    run = tmp_path / "run"
+    cfg = _tiny_vae_yaml(tmp_path, run, 4, extra=", strategy: ddp, devices: 2, threads: 1")
+    r = subprocess.run([sys.executable, "-m", "generator.train", "vae", "--config", str(cfg)], cwd=REPO,
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "Initializing distributed: GLOBAL_RANK: 1, MEMBER: 2/2" in r.stderr + r.stdout
+    blob = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert blob["global_step"] == 4
+
+
+shipped = pytest.mark.skipif(not (DIT_FILE.exists() and VAE_FILE.exists()), reason="no shipped checkpoint")
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    from generator import load_pipeline
+
+    return load_pipeline()
+
+
+@shipped
+def test_pipeline_is_reproducible_per_seed(pipe):
+    a = pipe("a red ball falls and bounces", num_inference_steps=4, seed=3)
+    b = pipe("a red ball falls and bounces", num_inference_steps=4, seed=3)
+    c = pipe("a red ball falls and bounces", num_inference_steps=4, seed=4)
+    assert a.shape == (17, 64, 64, 3) and a.dtype == np.uint8
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+    batch = pipe(["a red ball falls and bounces", "a blue square slides to the left"], num_inference_steps=4, seed=3)
+    assert batch.shape == (2, 17, 64, 64, 3)
+    assert np.abs(batch[0].astype(int) - a).max() <= 2  # batched equals single (up to float reassociation)
+
+
+@shipped
+def test_pipeline_image_to_video_and_extension(pipe):
+    first = pipe("a green ball rolls to the right", num_inference_steps=4, seed=1)
+    i2v = pipe("a green ball rolls to the right", image=first[0], num_inference_steps=4, seed=2)
+    assert np.array_equal(i2v[0], first[0])
+    ext = pipe("a green ball rolls to the right", video=first, num_inference_steps=4, seed=2)
+    assert ext.shape[0] == 17 + 12 and np.array_equal(ext[:17], first)
+
+
+@shipped
+@pytest.mark.parametrize("kwargs, message", [
+    ({"prompt": ""}, "empty"),
+    ({"prompt": "x" * 5000}, "characters"),
+    ({"num_frames": 16}, "1 \\+ 4k"),
+    ({"num_frames": 401}, "1 \\+ 4k"),
+    ({"height": 60}, "multiple of 8"),
+    ({"width": 4096}, "multiple of 8"),
+    ({"num_inference_steps": 0}, "num_inference_steps"),
+    ({"guidance_scale": -1.0}, "guidance_scale"),
+])
+def test_pipeline_rejects_bad_input(pipe, kwargs, message):
+    kwargs = {"prompt": "a red ball", **kwargs}
+    with pytest.raises(DaasError, match=message):
+        pipe(**kwargs)
+
+
+def test_missing_checkpoint_is_a_clear_error(tmp_path):
+    from generator import load_pipeline
+
+    with pytest.raises(DaasError, match="not found"):
+        load_pipeline(tmp_path / "nope.safetensors")
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"not a checkpoint")
+    from generator.weights import load_dit
+
+    with pytest.raises(DaasError, match="unreadable"):
+        load_dit(bad)
+
+
+@shipped
+def test_generate_cli_signs_watermarks_and_never_overwrites(tmp_path, monkeypatch):
+    monkeypatch.setenv("DAAS_HOME", str(tmp_path / "home"))
+    out = tmp_path / "clip.mp4"
+    cmd = [sys.executable, "-m", "daas.cli", "generate", "a red ball falls and bounces", "-o", str(out),
+           "--steps", "4", "--seed", "1", "--json"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    side = json.loads(r.stdout)
+    assert side["params"]["prompt"] == "a red ball falls and bounces" and side["params"]["steps"] == 4
+    assert json.loads(out.with_suffix(".json").read_text()) == side
+    from provenance import verify_video
+
+    rep = verify_video(out, trust_anchors=tmp_path / "home" / "keys" / "ca.pem")
+    assert rep.status == "valid-trusted" and rep.ai_generated
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 2 and "already exists" in again.stderr and "Traceback" not in again.stderr
