@@ -218,7 +218,7 @@ def _trainer(cfg, run_dir: Path) -> L.Trainer:
         accelerator=t.accelerator, devices=t.devices, strategy=t.strategy, precision=t.precision,
         max_steps=t.max_steps, gradient_clip_val=t.grad_clip or None, val_check_interval=t.val_every,
         check_val_every_n_epoch=None, limit_val_batches=4, num_sanity_val_steps=0,
-        logger=CSVLogger(str(run_dir), name="logs", version=0),
+        logger=CSVLogger(str(run_dir), name="logs"),  # a new version_N per (re)start: no log is overwritten
         callbacks=[ModelCheckpoint(dirpath=str(run_dir / "checkpoints"), save_last=True, save_top_k=0,
                                    every_n_train_steps=t.checkpoint_every), StepPrinter()],
         enable_progress_bar=False, enable_model_summary=False, log_every_n_steps=10,

@@ -1,0 +1,87 @@
+"""Speed of the generator's stages beside the machine's matmul rate measured in the same run.
+
+Run with `make bench`. extra_info carries GFLOP counts (torch's FlopCounterMode) and achieved GFLOP/s, so the
+figures read as a share of what this CPU can do, not as absolute seconds.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from generator.weights import DIT_FILE, VAE_FILE
+
+pytestmark = pytest.mark.skipif(not (DIT_FILE.exists() and VAE_FILE.exists()), reason="no shipped checkpoint")
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    from generator import load_pipeline
+
+    return load_pipeline()
+
+
+def _flops(fn) -> float:
+    with FlopCounterMode(display=False) as fc:
+        fn()
+    return fc.get_total_flops()
+
+
+def test_matmul_baseline_fp32(benchmark):
+    a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
+    benchmark(lambda: a @ b)
+    benchmark.extra_info["gflop_per_s"] = 2 * 1024 ** 3 / benchmark.stats["median"] / 1e9
+
+
+def test_dit_step(benchmark, pipe):
+    """One guided sampling step: the DiT on a batch of 2 (conditional + unconditional) 17-frame latents."""
+    x = torch.randn(2, 4, 5, 16, 16)
+    t = torch.full((2,), 0.5)
+    text, mask = pipe.text(["a red ball falls and bounces", ""])
+
+    def step():
+        with torch.no_grad():
+            return pipe.dit(x, t, text, mask)
+
+    flops = _flops(step)
+    benchmark(step)
+    benchmark.extra_info.update(gflop=flops / 1e9, gflop_per_s=flops / benchmark.stats["median"] / 1e9,
+                                params_m=sum(p.numel() for p in pipe.dit.parameters()) / 1e6)
+
+
+def test_vae_encode_decode(benchmark, pipe):
+    frames = np.random.default_rng(0).integers(0, 255, (17, 64, 64, 3), dtype=np.uint8)
+
+    def roundtrip():
+        return pipe.decode(pipe.encode(frames))
+
+    flops = _flops(roundtrip)
+    benchmark(roundtrip)
+    benchmark.extra_info.update(gflop=flops / 1e9, gflop_per_s=flops / benchmark.stats["median"] / 1e9)
+
+
+def test_generate_17_frames_64px(benchmark, pipe):
+    """The whole pipeline call: text encoding, 16 guided Euler steps, VAE decode."""
+    benchmark.pedantic(lambda: pipe("a red ball falls and bounces", num_inference_steps=16, seed=0),
+                       rounds=3, iterations=1)
+
+
+def test_dit_training_throughput(benchmark, pipe):
+    """Samples per second of one DiT training step (forward + backward) at batch 8."""
+    from generator.dit import DiT
+    from generator.flow import flow_loss
+
+    dit = DiT(pipe.dit.cfg)
+    opt = torch.optim.AdamW(dit.parameters(), lr=1e-4)
+    x0 = torch.randn(8, 4, 5, 16, 16)
+    text, mask = pipe.text(["a red ball falls and bounces"] * 8)
+
+    def step():
+        loss = flow_loss(dit, x0, text, mask)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    benchmark.pedantic(step, rounds=3, iterations=1, warmup_rounds=1)
+    benchmark.extra_info["samples_per_s"] = 8 / benchmark.stats["median"]
