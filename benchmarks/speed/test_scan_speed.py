@@ -58,6 +58,8 @@ def hd(env) -> Path:
 
 
 def _per(benchmark, key: str, scale: float) -> None:
+    if benchmark.stats is None:  # --benchmark-disable
+        return
     benchmark.extra_info[key] = round(scale / benchmark.stats.stats.mean if key.endswith("_per_s")
                                       else benchmark.stats.stats.mean * scale, 3)
 
