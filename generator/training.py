@@ -16,8 +16,8 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from world import FAMILIES
-from world.dataset import OnTheFlyWorld
+from world import FAMILIES, make_clip
+from world.dataset import OnTheFlyWorld, to_tensor
 
 from .config import DataConfig, DiTTrainConfig, VAETrainConfig, config_to_dict
 from .dit import DiT
@@ -35,6 +35,20 @@ def _collate(items: list[dict]) -> dict:
     return out
 
 
+def world_dataset(c: DataConfig, split: str, n: int, random_caption: bool = False,
+                  hflip: bool = False) -> OnTheFlyWorld:
+    return OnTheFlyWorld(split, n, families=tuple(c.families) or FAMILIES, width=c.width, height=c.height,
+                         fps=c.fps, n_frames=c.n_frames, random_caption=random_caption, hflip=hflip)
+
+
+def _encode_clips(vae: VideoVAE, ds: OnTheFlyWorld, idx: range):
+    """Latent means of the clips ds.seeds[idx], and the clips."""
+    clips = [make_clip(ds.seeds[i], **ds.kw) for i in idx]
+    with torch.no_grad():
+        z, _ = vae.encode(torch.stack([to_tensor(c.frames) for c in clips]))
+    return z, clips
+
+
 class WorldDataModule(L.LightningDataModule):
     """World clips rendered on the fly from train-split and val-split seeds (no disk, no overlap)."""
 
@@ -42,18 +56,13 @@ class WorldDataModule(L.LightningDataModule):
         super().__init__()
         self.cfg = cfg
 
-    def _dataset(self, split: str, n: int, random_caption: bool, hflip: bool) -> OnTheFlyWorld:
-        c = self.cfg
-        return OnTheFlyWorld(split, n, families=tuple(c.families) or FAMILIES, width=c.width, height=c.height,
-                             fps=c.fps, n_frames=c.n_frames, random_caption=random_caption, hflip=hflip)
-
     def train_dataloader(self) -> DataLoader:
-        ds = self._dataset("train", self.cfg.train_clips, True, self.cfg.hflip)
+        ds = world_dataset(self.cfg, "train", self.cfg.train_clips, True, self.cfg.hflip)
         return DataLoader(ds, batch_size=self.cfg.batch_size, shuffle=True, num_workers=self.cfg.num_workers,
                           collate_fn=_collate, drop_last=True, persistent_workers=self.cfg.num_workers > 0)
 
     def val_dataloader(self) -> DataLoader:
-        ds = self._dataset("val", self.cfg.val_clips, False, False)
+        ds = world_dataset(self.cfg, "val", self.cfg.val_clips)
         return DataLoader(ds, batch_size=self.cfg.batch_size, collate_fn=_collate)
 
 
@@ -239,23 +248,16 @@ def train_vae(cfg: VAETrainConfig) -> Path:
     return run_dir / "checkpoints" / "last.ckpt"
 
 
-@torch.no_grad()
 def precompute_latents(vae: VideoVAE, cfg: DataConfig, split: str, n: int, out: Path, batch: int = 16,
                        progress=None) -> Path:
     """Encode n world clips of `split` once (latent means, fp16) with all their captions."""
-    ds = OnTheFlyWorld(split, n, families=tuple(cfg.families) or FAMILIES, width=cfg.width, height=cfg.height,
-                       fps=cfg.fps, n_frames=cfg.n_frames, random_caption=False)
-    from world import make_clip
-
+    ds = world_dataset(cfg, split, n)
     lat, caps, seeds = [], [], []
     vae.eval()
     for s in range(0, n, batch):
         idx = range(s, min(n, s + batch))
-        clips = [make_clip(ds.seeds[i], **ds.kw) for i in idx]
-        from world.dataset import to_tensor
-
-        x = torch.stack([to_tensor(c.frames) for c in clips])
-        lat.append(vae.encode(x)[0].half())
+        z, clips = _encode_clips(vae, ds, idx)
+        lat.append(z.half())
         caps += [c.captions for c in clips]
         seeds += [ds.seeds[i] for i in idx]
         if progress:
@@ -302,16 +304,8 @@ class NormalisedLatents(LatentDataModule):
 
 def latent_stats(vae: VideoVAE, cfg: DataConfig, n: int = 256) -> dict:
     """Per-channel mean and std of latents of n training clips (the DiT works on standardised latents)."""
-    from world import make_clip
-    from world.dataset import to_tensor
-
-    ds = OnTheFlyWorld("train", n, families=tuple(cfg.families) or FAMILIES, width=cfg.width,
-                       height=cfg.height, fps=cfg.fps, n_frames=cfg.n_frames)
-    zs = []
-    with torch.no_grad():
-        for s in range(0, n, 16):
-            x = torch.stack([to_tensor(make_clip(ds.seeds[i], **ds.kw).frames) for i in range(s, min(n, s + 16))])
-            zs.append(vae.encode(x)[0])
-    z = torch.cat(zs).transpose(0, 1).flatten(1)
+    ds = world_dataset(cfg, "train", n)
+    z = torch.cat([_encode_clips(vae, ds, range(s, min(n, s + 16)))[0] for s in range(0, n, 16)])
+    z = z.transpose(0, 1).flatten(1)
     return {"mean": z.mean(1), "std": z.std(1).clamp_min(1e-3)}
 
