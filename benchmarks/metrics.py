@@ -298,7 +298,6 @@ def _mass(d: Detection, cls: str) -> float:
 
 def momentum(p: Perception) -> list[Violation]:
     """Horizontal and vertical momentum of two bodies just before and after they touch (elastic world)."""
-    T = p.shape[0]
     s = p.scale
     out = []
     movers = [t for t in _movers(p) if len(t.dets) >= 5]
@@ -551,7 +550,6 @@ def prompt_adherence(p: Perception, prompt: str | None) -> tuple[float | None, l
     if not prompt:
         return None, []
     text = prompt.lower()
-    T = p.shape[0]
     objs = [t for t in p.tracks if t.cls in SHAPE_CLASSES + ("block",) and t.colour in PALETTE_NAMES and len(t.dets) >= 2]
     checks, out = 0, []
 

@@ -47,7 +47,7 @@ class VideoPipeline:
         self.fps = FPS
 
     # checks ---------------------------------------------------------------------------------------
-    def _check(self, prompts: list[str], num_frames: int, height: int, width: int, steps: int,
+    def check(self, prompts: list[str], num_frames: int, height: int, width: int, steps: int,
                guidance: float) -> None:
         lim = self.limits
         for p in prompts:
@@ -119,7 +119,7 @@ class VideoPipeline:
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
         if not prompts:
             raise DaasError("no prompt given")
-        self._check(prompts, num_frames, height, width, num_inference_steps, guidance_scale)
+        self.check(prompts, num_frames, height, width, num_inference_steps, guidance_scale)
         B = len(prompts)
         T_lat = self.vae.latent_frames(num_frames)
         h, w = height // self.vae.space_factor, width // self.vae.space_factor
