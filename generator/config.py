@@ -43,6 +43,9 @@ class TrainConfig:
     seed: int = 0
     run_dir: str = "runs/vae"
     kl_weight: float = 1e-4
+    train_encoder: bool = True  # VAE: false fine-tunes the decoder alone, so the latent space (and a DiT on it) stays valid
+    lr_schedule: str = "constant"  # after warm-up: "constant" or "cosine" (down to min_lr_ratio * lr at max_steps)
+    min_lr_ratio: float = 0.1
     accelerator: str = "cpu"
     devices: int = 1
     strategy: str = "auto"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import time
 from pathlib import Path
 
@@ -103,8 +104,21 @@ class LatentDataModule(L.LightningDataModule):
 # modules
 
 
-def _warmup(optimizer, warmup_steps: int):
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / max(1, warmup_steps)))
+def _schedule(optimizer, t) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up, then constant or cosine decay; a function of the absolute step, so a resumed run
+    may change its schedule."""
+    if t.lr_schedule not in ("constant", "cosine"):
+        raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {t.lr_schedule!r}")
+
+    def factor(step: int) -> float:
+        if step < t.warmup_steps:
+            return (step + 1) / t.warmup_steps
+        if t.lr_schedule == "constant":
+            return 1.0
+        progress = min(1.0, (step - t.warmup_steps) / max(1, t.max_steps - t.warmup_steps))
+        return t.min_lr_ratio + (1 - t.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 class VAEModule(L.LightningModule):
@@ -113,6 +127,9 @@ class VAEModule(L.LightningModule):
         self.cfg = cfg
         self.save_hyperparameters({"config": config_to_dict(cfg)})
         self.vae = VideoVAE(cfg.model)
+        if not cfg.train.train_encoder:
+            # decoder-only fine-tuning (as Stable Diffusion's ft-MSE VAE): latents keep their meaning
+            self.vae.encoder.requires_grad_(False)
 
     def training_step(self, batch, _):
         x = batch["video"]
@@ -133,7 +150,7 @@ class VAEModule(L.LightningModule):
     def configure_optimizers(self):
         t = self.cfg.train
         opt = torch.optim.AdamW(self.vae.parameters(), lr=t.lr, weight_decay=t.weight_decay)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": _warmup(opt, t.warmup_steps), "interval": "step"}}
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": _schedule(opt, t), "interval": "step"}}
 
 
 class DiTModule(L.LightningModule):
@@ -197,7 +214,7 @@ class DiTModule(L.LightningModule):
         no_decay = [p for n, p in self.dit.named_parameters() if p.ndim < 2]
         opt = torch.optim.AdamW([{"params": decay, "weight_decay": t.weight_decay},
                                  {"params": no_decay, "weight_decay": 0.0}], lr=t.lr, betas=(0.9, 0.99))
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": _warmup(opt, t.warmup_steps), "interval": "step"}}
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": _schedule(opt, t), "interval": "step"}}
 
 
 # ----------------------------------------------------------------------------------------------

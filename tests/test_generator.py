@@ -148,6 +148,35 @@ def test_vae_training_resumes_where_it_stopped(tmp_path):
     assert resumed < first  # the loss continues from where it was, it does not start over
 
 
+def test_decoder_only_finetune_keeps_the_latent_space(tmp_path):
+    from generator.train import main
+
+    run = tmp_path / "run"
+    main(["vae", "--config", str(_tiny_vae_yaml(tmp_path, run, 5)), "--max-steps", "5"])
+    start = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["state_dict"]
+    cfg = _tiny_vae_yaml(tmp_path, run, 10, extra=", train_encoder: false, lr_schedule: cosine")
+    main(["vae", "--config", str(cfg), "--max-steps", "10"])
+    end = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["state_dict"]
+    enc = [k for k in start if k.startswith("vae.encoder.")]
+    dec = [k for k in start if k.startswith("vae.decoder.") and start[k].is_floating_point()]
+    assert enc and all(torch.equal(start[k], end[k]) for k in enc)  # latents keep their meaning
+    assert any(not torch.equal(start[k], end[k]) for k in dec)  # the decoder learned
+
+
+def test_cosine_schedule_warms_up_then_decays_to_its_floor():
+    from generator.config import TrainConfig
+    from generator.training import _schedule
+
+    t = TrainConfig(max_steps=100, warmup_steps=10, lr_schedule="cosine", min_lr_ratio=0.1)
+    sched = _schedule(torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0), t)
+    f = sched.lr_lambdas[0]
+    assert f(0) == pytest.approx(0.1) and f(9) == pytest.approx(1.0)
+    assert f(10) == pytest.approx(1.0) and f(55) == pytest.approx(0.55) and f(100) == pytest.approx(0.1)
+    assert all(f(s) >= f(s + 1) for s in range(10, 120))
+    with pytest.raises(ValueError, match="lr_schedule"):
+        _schedule(torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0), TrainConfig(lr_schedule="step"))
+
+
 @pytest.mark.slow
 def test_ddp_two_cpu_processes(tmp_path):
     run = tmp_path / "run"
