@@ -171,7 +171,7 @@ def decide(res: ScanResult, threshold: float) -> None:
     rec = res.recovered or {}
     rec_ai = "trainedalgorithmicmedia" in str((rec.get("claims") or {}).get("digital_source_type", "")).lower()
     wm = res.watermark or {}
-    if res.c2pa_status in ("valid-trusted", "valid-untrusted") and ai_claim:
+    if res.c2pa_status in ("valid-trusted", "valid-untrusted-signer") and ai_claim:
         res.verdict = "signed-synthetic"
         res.reasons.append(f"C2PA manifest ({res.c2pa_status}) declares AI-generated content")
     elif wm.get("detected"):
@@ -187,7 +187,7 @@ def decide(res: ScanResult, threshold: float) -> None:
         res.verdict = "no evidence found"
     if res.c2pa_status == "tampered":
         res.reasons.append("C2PA manifest does not match the file (tampered)")
-    elif res.c2pa_status in ("valid-trusted", "valid-untrusted") and not ai_claim:
+    elif res.c2pa_status in ("valid-trusted", "valid-untrusted-signer") and not ai_claim:
         res.reasons.append(f"C2PA manifest ({res.c2pa_status}) does not declare AI generation")
     if res.verdict != "likely-synthetic" and res.probability is not None:
         res.reasons.append(f"classifier P(synthetic)={res.probability:.3f}")

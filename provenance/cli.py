@@ -16,7 +16,7 @@ import typer
 keys_app = typer.Typer(help="The signing identity (a local development CA + leaf, or your own chain).",
                        no_args_is_help=True)
 
-STATUS_STYLE = {"valid-trusted": "green", "valid-untrusted": "yellow", "tampered": "red", "absent": "dim",
+STATUS_STYLE = {"valid-trusted": "green", "valid-untrusted-signer": "yellow", "tampered": "red", "absent": "dim",
                 "unreadable": "red"}
 
 
@@ -81,7 +81,7 @@ def verify(
 ):
     """Verify C2PA manifests; when one is missing or broken, look for our watermark and recover the manifest.
 
-    Status per file: valid-trusted, valid-untrusted, tampered (with the failed check), absent, unreadable.
+    Status per file: valid-trusted, valid-untrusted-signer, tampered (with the failed check), absent, unreadable.
     Exit code: 0 all readable and none tampered, 1 some tampered, 2 bad input (missing or unreadable file).
 
     Example: daas verify clip.mp4 --trust-anchors ~/.config/daas/keys/ca.pem

@@ -1,4 +1,5 @@
-"""Signing identities: a local development CA + leaf (ES256), or a chain issued elsewhere.
+"""Signing identities: a local development CA + leaf (ES256), or a chain issued elsewhere (EC P-256/384/521,
+Ed25519 or RSA-PSS; the signing algorithm follows the key).
 
 Why the certificate looks like this: c2pa-rs refuses self-signed signers, CA certificates as signers, and
 leaves without KeyUsage digitalSignature, an EKU (emailProtection / documentSigning) and SKI/AKI. So the
@@ -42,12 +43,32 @@ class Identity:
     def subject(self) -> str:
         return _leaf(self.chain_pem).subject.rfc4514_string()
 
+    @property
+    def algorithm(self) -> str:
+        """The C2PA signing algorithm the key implies (a chain issued elsewhere need not be P-256)."""
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
+        key = serialization.load_pem_private_key(self.key_pem, None)
+        if isinstance(key, ec.EllipticCurvePrivateKey):
+            alg = {"secp256r1": "ES256", "secp384r1": "ES384", "secp521r1": "ES512"}.get(key.curve.name)
+        elif isinstance(key, ed25519.Ed25519PrivateKey):
+            alg = "ED25519"
+        elif isinstance(key, rsa.RSAPrivateKey):
+            alg = "PS256"  # C2PA allows RSA only with PSS padding
+        else:
+            alg = None
+        if alg is None:
+            raise IdentityError("the signing key must be EC P-256/384/521, Ed25519 or RSA (C2PA's algorithms)")
+        return alg
+
     def signer(self):
         """A c2pa Signer (certificate and key as bytes; no TSA unless one was configured)."""
         from c2pa import C2paSignerInfo, C2paSigningAlg, Signer
 
+        alg = getattr(C2paSigningAlg, self.algorithm)
         try:
-            return Signer.from_info(C2paSignerInfo(C2paSigningAlg.ES256, self.chain_pem, self.key_pem, self.tsa_url))
+            return Signer.from_info(C2paSignerInfo(alg, self.chain_pem, self.key_pem, self.tsa_url))
         except Exception as e:  # the SDK's message names the problem, never the key
             raise IdentityError(f"the signing certificate/key were refused by the C2PA SDK: {e}") from None
 
@@ -57,7 +78,11 @@ class Identity:
         from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
         key = serialization.load_pem_private_key(self.key_pem, None)
-        raw = key.private_numbers().private_value.to_bytes(66, "big")
+        if hasattr(key, "curve"):  # EC: the scalar (kept as in v1, so existing marks stay readable)
+            raw = key.private_numbers().private_value.to_bytes(66, "big")
+        else:  # Ed25519, RSA: the canonical PKCS#8 encoding of the key
+            raw = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption())
         return HKDF(hashes.SHA256(), 32, salt=b"daas-watermark-v1", info=b"watermark key").derive(raw)
 
 
@@ -159,7 +184,7 @@ def load_identity(cert: str | os.PathLike | None = None, key: str | os.PathLike 
 def _load(cert: Path, key: Path, tsa_url: str | None, dev: bool) -> Identity:
     from cryptography import x509
     from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.asymmetric import rsa
 
     for p, what in ((cert, "certificate"), (key, "private key")):
         if not p.is_file():
@@ -171,9 +196,12 @@ def _load(cert: Path, key: Path, tsa_url: str | None, dev: bool) -> Identity:
         private = serialization.load_pem_private_key(key_pem, None)
     except (ValueError, TypeError):
         raise IdentityError(f"{key} is not an unencrypted PEM private key") from None
-    if not isinstance(private, ec.EllipticCurvePrivateKey) or private.curve.name != "secp256r1":
-        raise IdentityError(f"{key} is not a P-256 (ES256) key")
-    if private.public_key().public_numbers() != leaf.public_key().public_numbers():
+    ident = Identity(chain_pem, key_pem, cert, key, tsa_url, dev)
+    ident.algorithm  # refuses key types C2PA cannot sign with
+    if isinstance(private, rsa.RSAPrivateKey) and private.key_size < 2048:
+        raise IdentityError(f"{key}: an RSA key of {private.key_size} bits is too short (C2PA needs >= 2048)")
+    spki = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    if private.public_key().public_bytes(*spki) != leaf.public_key().public_bytes(*spki):
         raise IdentityError(f"{key} does not match the first certificate of {cert}")
     try:
         if leaf.extensions.get_extension_for_class(x509.BasicConstraints).value.ca:

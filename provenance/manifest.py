@@ -6,7 +6,7 @@ Signing: the SDK adds the BMFF hard binding (`c2pa.hash.bmff.v3`) itself; we giv
 file opened "w+b" (the BMFF writer reads back what it wrote) and moved into place atomically.
 
 Verification: the SDK's own validation (Context with our trust anchors; remote manifest fetch and OCSP off),
-mapped to one status: valid-trusted / valid-untrusted / tampered (with the failed codes) / absent /
+mapped to one status: valid-trusted / valid-untrusted-signer / tampered (with the failed codes) / absent /
 unreadable. When the manifest is absent or tampered, the watermark is detected and the manifest recovered
 from the store by its soft binding; the recovered manifest's soft-binding value must equal the decoded one.
 """
@@ -42,7 +42,7 @@ class SignError(DaasError):
 @dataclass
 class ProvenanceReport:
     path: str
-    status: str  # valid-trusted | valid-untrusted | tampered | absent | unreadable
+    status: str  # valid-trusted | valid-untrusted-signer | tampered | absent | unreadable
     message: str = ""
     failures: list = field(default_factory=list)  # validation codes that failed (tampered)
     manifest_label: str | None = None
@@ -211,6 +211,9 @@ def _claims(m: dict) -> dict:
         "soft_binding": assertions.get("c2pa.soft-binding"),
         "training_mining": assertions.get("cawg.training-mining"),
         "title": m.get("title"),
+        # what the file was made from (an editor's manifest names our clip as its parent, for instance)
+        "ingredients": [{"title": i.get("title"), "relationship": i.get("relationship"),
+                         "manifest_label": i.get("active_manifest")} for i in m.get("ingredients", [])],
     }
 
 
@@ -221,7 +224,7 @@ def _status(reader) -> tuple[str, list]:
     if state == "Trusted" and not failed:
         return "valid-trusted", []
     if state in ("Valid", "Trusted") and not failed:
-        return "valid-untrusted", []
+        return "valid-untrusted-signer", []
     return "tampered", failed or [f.get("code") for f in results.get("failure", [])] or ["validation.invalid"]
 
 
@@ -255,7 +258,7 @@ def verify_video(path: str | os.PathLike, trust_anchors=None, store=None, *, wat
             m = reader.get_active_manifest() or {}
             status, failed = _status(reader)
         report = ProvenanceReport(str(path), status, {"valid-trusted": "signed by a trusted signer",
-                                  "valid-untrusted": "valid signature; signer not in the trust anchors",
+                                  "valid-untrusted-signer": "valid signature; signer not in the trust anchors",
                                   "tampered": "manifest does not match the file: " + ", ".join(failed)}[status],
                                   failed, m.get("label"), _claims(m))
     if report.status == "absent":  # nothing said about the file yet: is it a video at all?

@@ -72,7 +72,7 @@ def test_protect_then_verify_trusted_and_untrusted(protected):
     assert c["training_mining"]["entries"]["cawg.ai_generative_training"]["use"] == "notAllowed"
     assert c["signer"] == "DAAS development signer"
     untrusted = verify_video(path)
-    assert untrusted.status == "valid-untrusted" and untrusted.watermark is None  # valid: no watermark scan
+    assert untrusted.status == "valid-untrusted-signer" and untrusted.watermark is None  # valid: no watermark scan
     assert rep.to_dict()["status"] == "valid-trusted"
 
 
@@ -145,7 +145,7 @@ def test_sign_user_video_keeps_input_and_is_atomic(home):
     out = sign_video(src, home / "out.mov", {"source_type": "compositeWithTrainedAlgorithmicMedia"})
     assert sha(src) == before
     rep = verify_video(home / "out.mov")
-    assert rep.status == "valid-untrusted" and rep.claims["digital_source_type"].endswith("compositeWithTrainedAlgorithmicMedia")
+    assert rep.status == "valid-untrusted-signer" and rep.claims["digital_source_type"].endswith("compositeWithTrainedAlgorithmicMedia")
     assert out["manifest_label"] == rep.manifest_label
     with pytest.raises(DaasError, match="already exists"):
         sign_video(src, home / "out.mov")
@@ -266,7 +266,7 @@ def test_cli(home, monkeypatch, capsys):
 
     assert code == 0 and json.loads(out)["reports"][0]["status"] == "valid-trusted"
     code, out, err = run_cli(monkeypatch, capsys, "verify", home / "s.mp4", home / "x.mp4")
-    assert code == 0 and "valid-untrusted" in out and "absent" in out
+    assert code == 0 and "valid-untrusted-signer" in out and "absent" in out
     (home / "junk.mp4").write_text("junk")
     for args in (["verify", home / "missing.mp4"], ["verify", home / "junk.mp4"],
                  ["sign", home / "junk.mp4", "-o", home / "j.mp4"], ["keys", "init"],
