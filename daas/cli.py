@@ -118,9 +118,13 @@ def world_render(
         raise DaasError(str(e)) from None
     truth_path = output.with_suffix(".json")
     check_writable(truth_path, overwrite)
-    write_video(output, clip.frames, clip.fps, lossless=lossless, overwrite=overwrite)
     truth = clip.truth()
-    write_json(truth_path, truth, overwrite=overwrite)
+    write_video(output, clip.frames, clip.fps, lossless=lossless, overwrite=overwrite)
+    try:
+        write_json(truth_path, truth, overwrite=overwrite)
+    except BaseException:
+        output.unlink(missing_ok=True)  # never leave a clip without its ground truth
+        raise
     if as_json:
         emit_json(truth)
     else:

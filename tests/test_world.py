@@ -460,3 +460,19 @@ def test_world_render_cli(tmp_path):
     assert truth["family"] == "candle" and truth["events"][0]["kind"] == "blow_out"
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)  # no overwrite
     assert r.returncode == 2 and "already exists" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_world_render_leaves_no_clip_without_its_truth(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    import daas.fileio
+    from daas.cli import app
+
+    def disk_full(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(daas.fileio, "write_json", disk_full)
+    out = tmp_path / "c.mp4"
+    r = CliRunner().invoke(app, ["world", "render", "--seed", "3", "-o", str(out)])
+    assert r.exit_code != 0
+    assert list(tmp_path.iterdir()) == []  # neither the video nor a temp file is left behind
