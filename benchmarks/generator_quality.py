@@ -1,12 +1,14 @@
 """Quality figures of the generator's model card, on held-out data:
 
-- VAE: reconstruction PSNR on test-split world clips (whole frame, and the pixels of moving objects);
+- VAE: reconstruction PSNR on test-split world clips (whole frame, and the pixels of moving objects), and the
+  share of reconstructions passing every prompt check (a ceiling for any DiT on this latent space);
 - DiT: prompt adherence (colours, shapes, counts, directions the prompt names) and object permanence
   (no appearance or disappearance without cause, on occlusion-free prompts), measured by the artifact
   benchmark's perception on clips generated from test-split captions with fresh seeds;
 - a contact sheet of 8 fixed prompts.
 
     python -m benchmarks.generator_quality --out generator/weights [--n 64] [--steps 16]
+    python -m benchmarks.generator_quality --vae-only runs/vae/checkpoints/last.ckpt --n 40
 """
 from __future__ import annotations
 
@@ -30,20 +32,44 @@ SHEET_PROMPTS = [
 ]
 
 
-def vae_psnr(pipe, n: int = 64) -> dict:
+def load_vae_any(path: Path):
+    """A VideoVAE from shipped fp16 weights (.safetensors) or a training run's Lightning checkpoint (.ckpt)."""
+    from generator.weights import load_vae
+
+    if path.suffix != ".ckpt":
+        return load_vae(path)[0]
+    from generator.config import VAETrainConfig, config_from_dict
+    from generator.vae import VideoVAE
+
+    blob = torch.load(path, map_location="cpu", weights_only=False)
+    vae = VideoVAE(config_from_dict(VAETrainConfig, blob["hyper_parameters"]["config"]).model)
+    vae.load_state_dict({k[4:]: v for k, v in blob["state_dict"].items() if k.startswith("vae.")})
+    return vae.eval().requires_grad_(False)
+
+
+def vae_quality(vae, n: int = 64) -> dict:
+    """Reconstruction PSNR (whole frame and moving-object pixels) and the share of reconstructions that pass
+    every prompt check of the artifact benchmark - the ceiling of any DiT on this VAE's latent space."""
     from world import make_clip, split_seeds
 
-    whole, moving = [], []
+    from .metrics import measure_clip
+
+    whole, moving, prompt_ok = [], [], []
     for seed in split_seeds("test", n):
-        f = make_clip(seed).frames
-        r = pipe.decode(pipe.encode(f))[0]
+        clip = make_clip(seed)
+        f = clip.frames
+        x = torch.from_numpy(f).permute(3, 0, 1, 2).float().div(127.5).sub(1)[None]
+        with torch.no_grad():
+            r = vae.decode(vae.encode(x)[0])[0].clamp(-1, 1).add(1).mul(127.5).round().byte().permute(1, 2, 3, 0).numpy()
         x, y = f.astype(np.float64), r.astype(np.float64)
         whole.append(10 * np.log10(255 ** 2 / max(np.mean((x - y) ** 2), 1e-10)))
         mask = np.abs(x - np.median(x, axis=0, keepdims=True)).max(-1) > 30
         if mask.any():
             moving.append(10 * np.log10(255 ** 2 / max(np.mean(((x - y) ** 2)[mask]), 1e-10)))
+        prompt_ok.append(measure_clip(r, clip.fps, clip.caption)["metrics"]["prompt"]["violations"] == 0)
     return {"clips": n, "psnr_db": float(np.mean(whole)), "psnr_db_min": float(np.min(whole)),
-            "psnr_moving_objects_db": float(np.mean(moving)) if moving else None}
+            "psnr_moving_objects_db": float(np.mean(moving)) if moving else None,
+            "reconstruction_prompt_all_checks_pass": float(np.mean(prompt_ok))}
 
 
 def dit_quality(pipe, n: int = 64, steps: int = 16, guidance: float = 4.0) -> dict:
@@ -95,13 +121,18 @@ def main(argv=None) -> None:
     ap.add_argument("--steps", type=int, default=16)
     ap.add_argument("--guidance", type=float, default=4.0)
     ap.add_argument("--checkpoint", type=Path)
+    ap.add_argument("--vae-only", type=Path, metavar="VAE",
+                    help="only the VAE figures of this .safetensors or training .ckpt (printed, nothing written)")
     args = ap.parse_args(argv)
+    torch.manual_seed(0)
+    if args.vae_only:
+        print(json.dumps(vae_quality(load_vae_any(args.vae_only), args.n)), flush=True)
+        return
     from generator import load_pipeline
 
-    torch.manual_seed(0)
     pipe = load_pipeline(args.checkpoint)
     t0 = time.time()
-    res = {"checkpoint": pipe.checkpoint, "vae": vae_psnr(pipe, args.n)}
+    res = {"checkpoint": pipe.checkpoint, "vae": vae_quality(pipe.vae, args.n)}
     print(json.dumps(res["vae"]), flush=True)
     res["dit"] = dit_quality(pipe, args.n, args.steps, args.guidance)
     print(json.dumps({k: v for k, v in res["dit"].items() if k != "rows"}), flush=True)
