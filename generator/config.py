@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -9,6 +10,40 @@ import yaml
 
 from .dit import DiTConfig
 from .vae import VAEConfig
+
+
+# what the training buckets (and so the pipeline's argument checks) allow: the world scales its objects with
+# min(width, height) / 64, so below 32 pixels a ball is a blur of 2 pixels, and past 2:1 the short side
+# leaves the scene cramped; the VAE takes 1 + 4k frames and shrinks sides 4x, the DiT patch 2 more
+MIN_SIDE, MAX_SIDE, SIDE_MULTIPLE = 32, 256, 8
+MAX_FRAMES, FRAME_STEP = 65, 4
+MAX_ASPECT = 2.0
+
+Bucket = tuple[int, int, int]  # (frames, height, width)
+
+
+def check_bucket(b) -> Bucket:
+    """A validated (frames, height, width) training bucket; a ValueError that names the rule otherwise."""
+    try:
+        f, h, w = (int(v) for v in b)
+        ok_ints = all(float(v) == int(v) for v in b)
+    except (TypeError, ValueError):
+        raise ValueError(f"a bucket is [frames, height, width], got {b!r}") from None
+    if not ok_ints:
+        raise ValueError(f"a bucket is [frames, height, width] of integers, got {b!r}")
+    if not (1 <= f <= MAX_FRAMES) or (f - 1) % FRAME_STEP:
+        raise ValueError(f"bucket {list(b)}: frames must be 1 + {FRAME_STEP}k between 1 and {MAX_FRAMES}, got {f}")
+    for name, v in (("height", h), ("width", w)):
+        if not (MIN_SIDE <= v <= MAX_SIDE) or v % SIDE_MULTIPLE:
+            raise ValueError(f"bucket {list(b)}: {name} must be a multiple of {SIDE_MULTIPLE} between {MIN_SIDE} "
+                             f"and {MAX_SIDE}, got {v}")
+    if max(h, w) > MAX_ASPECT * min(h, w):
+        raise ValueError(f"bucket {list(b)}: aspect ratio {w}x{h} is beyond {MAX_ASPECT:g}:1")
+    return f, h, w
+
+
+def bucket_name(b: Bucket) -> str:
+    return "{}x{}x{}".format(*b)
 
 
 @dataclass
@@ -25,6 +60,45 @@ class DataConfig:
     hflip: bool = True  # mirror clips and swap left/right in captions
     batch_size: int = 8
     num_workers: int = 0
+    # DiT: train on several (frames, height, width) buckets, each batch from one bucket; empty = the single
+    # bucket (n_frames, height, width). bucket_weights: share of latent_clips per bucket (empty = equal)
+    buckets: tuple = ()
+    bucket_weights: tuple = ()
+
+    def __post_init__(self):
+        self.buckets = tuple(check_bucket(b) for b in self.buckets)
+        if len(set(self.buckets)) != len(self.buckets):
+            raise ValueError(f"buckets are listed twice: {[list(b) for b in self.buckets]}")
+        w = self.bucket_weights = tuple(float(v) for v in self.bucket_weights)
+        if w and not self.buckets:
+            raise ValueError("bucket_weights given without buckets")
+        if w and len(w) != len(self.buckets):
+            raise ValueError(f"{len(w)} bucket_weights for {len(self.buckets)} buckets")
+        if any(not math.isfinite(v) or v <= 0 for v in w):
+            raise ValueError(f"bucket_weights must be positive, got {list(w)}")
+
+    def bucket_list(self) -> list[Bucket]:
+        """The training buckets: the configured ones, or the single (n_frames, height, width)."""
+        return list(self.buckets) or [(self.n_frames, self.height, self.width)]
+
+    def bucket_counts(self, n: int) -> list[int]:
+        """n clips shared among the buckets by their weights (largest remainders; every bucket gets one)."""
+        buckets = self.bucket_list()
+        if n < len(buckets):
+            raise ValueError(f"{n} clips cannot fill {len(buckets)} buckets")
+        w = list(self.bucket_weights) or [1.0] * len(buckets)
+        share = [n * v / sum(w) for v in w]
+        counts = [max(1, int(s)) for s in share]
+        order = sorted(range(len(w)), key=lambda i: share[i] - int(share[i]), reverse=True)
+        i = 0
+        while sum(counts) != n:  # hand out (or take back) the rounding, largest remainder first
+            j = order[i % len(order)]
+            if sum(counts) < n:
+                counts[j] += 1
+            elif counts[j] > 1:
+                counts[j] -= 1
+            i += 1
+        return counts
 
 
 @dataclass

@@ -19,6 +19,7 @@ import torch
 
 from daas.errors import DaasError
 
+from .config import MAX_FRAMES, MAX_SIDE, MIN_SIDE
 from .dit import DiT
 from .flow import sample
 from .text import MAX_PROMPT_CHARS, TextEncoder, get_text_encoder
@@ -31,9 +32,10 @@ FPS = 8.0  # the frame rate the shipped checkpoint was trained at
 
 @dataclass
 class Limits:
-    min_side: int = 32
-    max_side: int = 256
-    max_frames: int = 65
+    # at least what the DiT's training buckets may hold (generator.config): any bucket generates
+    min_side: int = MIN_SIDE
+    max_side: int = MAX_SIDE
+    max_frames: int = MAX_FRAMES
 
 
 class VideoPipeline:

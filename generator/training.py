@@ -4,10 +4,16 @@ The LightningModules only wire loss, optimiser, EMA and logging around the plain
 dit.py. Runs are resumable: `runs/<name>/checkpoints/last.ckpt` holds the model, the EMA, the optimiser and
 the step, and `train_*` continues from it when it exists. The same code runs DDP through Lightning's own
 strategies (`train.strategy: ddp`, `train.devices: 2` on CPU processes; GPUs and nodes by flags only).
+
+The DiT trains on buckets of (frames, height, width) (`data.buckets`, as Sora trains on native sizes):
+precompute_latents encodes every bucket into one cache file, and BucketBatchSampler draws each batch from
+one bucket, buckets in proportion to their clips, sharding DDP ranks itself.
 """
 from __future__ import annotations
 
+import bisect
 import copy
+import hashlib
 import json
 import math
 import time
@@ -15,12 +21,12 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from world import FAMILIES, make_clip
 from world.dataset import OnTheFlyWorld, to_tensor
 
-from .config import DataConfig, DiTTrainConfig, VAETrainConfig, config_to_dict
+from .config import Bucket, DataConfig, DiTTrainConfig, VAETrainConfig, bucket_name, config_to_dict
 from .dit import DiT
 from .flow import flow_loss
 from .vae import VideoVAE, psnr, vae_loss
@@ -33,6 +39,8 @@ def _collate(items: list[dict]) -> dict:
     out = {"caption": [i["caption"] for i in items], "seed": torch.tensor([i["seed"] for i in items])}
     key = "video" if "video" in items[0] else "latent"
     out[key] = torch.stack([i[key] for i in items])
+    if "bucket" in items[0]:  # a batch comes from one bucket (BucketBatchSampler)
+        out["bucket"] = items[0]["bucket"]
     return out
 
 
@@ -68,36 +76,141 @@ class WorldDataModule(L.LightningDataModule):
 
 
 class LatentDataset(Dataset):
-    """Pre-computed VAE latents with their captions (a random phrasing per access)."""
+    """Pre-computed VAE latents with their captions (a random phrasing per access), in one or more buckets
+    of (frames, height, width); items are numbered bucket after bucket, and `sizes` counts each bucket's.
 
-    def __init__(self, path: str | Path, random_caption: bool = True):
+    The file is precompute_latents' {"buckets", "latents": {name: tensor}, "seeds": {name: tensor},
+    "captions": JSON {name: [[caption, ...], ...]}}; a file of the single-bucket format before buckets
+    ({"latents": tensor, ...}) is read as one bucket named `legacy_bucket`'s name ("single" without one)."""
+
+    def __init__(self, path: str | Path, random_caption: bool = True, legacy_bucket: Bucket | None = None):
         blob = torch.load(path, weights_only=True)
-        self.latents, self.seeds = blob["latents"], blob["seeds"]
-        self.captions: list[list[str]] = json.loads(blob["captions"])
+        caps = json.loads(blob["captions"])
+        if isinstance(blob["latents"], dict):
+            self.buckets: list[Bucket] = [tuple(int(v) for v in b) for b in blob["buckets"].tolist()]
+            self.names = [bucket_name(b) for b in self.buckets]
+            lat, seeds = blob["latents"], blob["seeds"]
+        else:
+            self.buckets = [legacy_bucket] if legacy_bucket else []
+            self.names = [bucket_name(legacy_bucket) if legacy_bucket else "single"]
+            lat, seeds, caps = {self.names[0]: blob["latents"]}, {self.names[0]: blob["seeds"]}, {self.names[0]: caps}
+        self.latents = [lat[n] for n in self.names]
+        self.seeds = [seeds[n] for n in self.names]
+        self.captions: list[list[list[str]]] = [caps[n] for n in self.names]
+        self.sizes = [len(x) for x in self.latents]
+        self.starts = [sum(self.sizes[:k]) for k in range(len(self.sizes))]
         self.random_caption = random_caption
 
     def __len__(self) -> int:
-        return len(self.latents)
+        return sum(self.sizes)
 
     def __getitem__(self, i: int) -> dict:
-        caps = self.captions[i]
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        b = bisect.bisect_right(self.starts, i) - 1
+        j = i - self.starts[b]
+        caps = self.captions[b][j]
         cap = caps[int(torch.randint(len(caps), ()))] if self.random_caption else caps[0]
-        return {"latent": self.latents[i].float(), "caption": cap, "seed": int(self.seeds[i])}
+        return {"latent": self.latents[b][j].float(), "caption": cap, "seed": int(self.seeds[b][j]),
+                "bucket": self.names[b]}
+
+
+class _EpochHook:
+    """Lightning calls set_epoch on `dataloader.batch_sampler.sampler` (not on the batch sampler)."""
+
+    def __init__(self, owner: BucketBatchSampler):
+        self.owner = owner
+
+    def set_epoch(self, epoch: int) -> None:
+        self.owner.set_epoch(epoch)
+
+
+class BucketBatchSampler(Sampler[list[int]]):
+    """Batches of indices that each come from one bucket, so their tensors stack.
+
+    `sizes[k]` items of bucket k are numbered consecutively (LatentDataset's order). Training (shuffle):
+    each epoch permutes every bucket, cuts it into batches (drop_last drops a bucket's remainder) and
+    shuffles all batches together, so buckets come in proportion to their number of clips; the order is a
+    function of (seed, epoch) alone. Evaluation (no shuffle): buckets in turn, so the first batches cover
+    every bucket. Under DDP each of `num_replicas` ranks takes every num_replicas-th batch of the same
+    order (Lightning's sampler replacement must be off: use_distributed_sampler=False); with drop_last all
+    ranks get the same number of batches."""
+
+    def __init__(self, sizes: list[int], batch_size: int, shuffle: bool = True, drop_last: bool = True,
+                 seed: int = 0, num_replicas: int = 1, rank: int = 0):
+        if batch_size < 1 or not (0 <= rank < num_replicas):
+            raise ValueError(f"batch_size {batch_size}, rank {rank} of {num_replicas}")
+        self.sizes, self.batch_size, self.shuffle, self.drop_last = list(sizes), batch_size, shuffle, drop_last
+        self.seed, self.num_replicas, self.rank, self.epoch = seed, num_replicas, rank, 0
+        self.sampler = _EpochHook(self)
+        if drop_last and len(self) == 0:
+            raise ValueError(f"buckets of {self.sizes} clips give no batch of {batch_size} "
+                             f"for each of {num_replicas} processes")
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _per_bucket(self) -> list[int]:
+        bs = self.batch_size
+        return [n // bs if self.drop_last else -(-n // bs) for n in self.sizes]
+
+    def __len__(self) -> int:
+        total = sum(self._per_bucket())
+        if self.drop_last:
+            return total // self.num_replicas
+        return len(range(self.rank, total, self.num_replicas))
+
+    def batches(self) -> list[list[int]]:
+        """This rank's batches of the current epoch."""
+        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        per_bucket, start = [], 0
+        for n, k in zip(self.sizes, self._per_bucket()):
+            idx = (torch.randperm(n, generator=g) if self.shuffle else torch.arange(n)) + start
+            per_bucket.append([idx[i * self.batch_size:(i + 1) * self.batch_size].tolist() for i in range(k)])
+            start += n
+        if self.shuffle:
+            flat = [b for bb in per_bucket for b in bb]
+            out = [flat[i] for i in torch.randperm(len(flat), generator=g).tolist()]
+        else:  # round robin over the buckets
+            out = [bb[i] for i in range(max(map(len, per_bucket), default=0)) for bb in per_bucket if i < len(bb)]
+        if self.drop_last:
+            out = out[: len(out) // self.num_replicas * self.num_replicas]
+        return out[self.rank::self.num_replicas]
+
+    def __iter__(self):
+        return iter(self.batches())
 
 
 class LatentDataModule(L.LightningDataModule):
-    def __init__(self, train_path: Path, val_path: Path, batch_size: int, num_workers: int = 0):
+    """Latents served in single-bucket batches (BucketBatchSampler); the Trainer must not replace the
+    sampler (use_distributed_sampler=False): under DDP the batch sampler shards by rank itself."""
+
+    def __init__(self, train_path: Path, val_path: Path, batch_size: int, num_workers: int = 0, seed: int = 0,
+                 legacy_bucket: Bucket | None = None):
         super().__init__()
         self.train_path, self.val_path = train_path, val_path
-        self.batch_size, self.num_workers = batch_size, num_workers
+        self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
+        self.legacy_bucket = legacy_bucket
+
+    def _ranks(self) -> tuple[int, int]:
+        t = self.trainer
+        return (t.world_size, t.global_rank) if t is not None else (1, 0)
+
+    def _loader(self, path: Path, train: bool) -> DataLoader:
+        ds = LatentDataset(path, random_caption=train, legacy_bucket=self.legacy_bucket)
+        # training shards the batches among DDP ranks; validation runs whole on every rank, so the logged
+        # (rank 0) losses cover every bucket and every val clip
+        n, rank = self._ranks() if train else (1, 0)
+        sampler = BucketBatchSampler(ds.sizes, self.batch_size, shuffle=train, drop_last=train, seed=self.seed,
+                                     num_replicas=n, rank=rank)
+        return DataLoader(ds, batch_sampler=sampler, num_workers=self.num_workers if train else 0,
+                          collate_fn=_collate, persistent_workers=train and self.num_workers > 0)
 
     def train_dataloader(self) -> DataLoader:
-        return DataLoader(LatentDataset(self.train_path), batch_size=self.batch_size, shuffle=True,
-                          num_workers=self.num_workers, collate_fn=_collate, drop_last=True)
+        return self._loader(self.train_path, True)
 
     def val_dataloader(self) -> DataLoader:
-        return DataLoader(LatentDataset(self.val_path, random_caption=False), batch_size=self.batch_size,
-                          collate_fn=_collate)
+        return self._loader(self.val_path, False)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -206,7 +319,10 @@ class DiTModule(L.LightningModule):
         g = torch.Generator().manual_seed(0)
         t = torch.rand(x0.shape[0], generator=g)
         torch.manual_seed(1)
-        self.log("val/loss", flow_loss(self.ema, x0, text, mask, t=t), prog_bar=True, batch_size=x0.shape[0])
+        loss = flow_loss(self.ema, x0, text, mask, t=t)
+        self.log("val/loss", loss, prog_bar=True, batch_size=x0.shape[0])
+        if self.cfg.data.buckets and "bucket" in batch:  # and each bucket's own (the same val scenes in each)
+            self.log(f"val/loss_{batch['bucket']}", loss, batch_size=x0.shape[0])
 
     def configure_optimizers(self):
         t = self.cfg.train
@@ -233,7 +349,7 @@ class StepPrinter(L.Callback):
             print(f"step {trainer.global_step} {time.time() - self.t0:.0f}s {m}", flush=True)
 
 
-def _trainer(cfg, run_dir: Path) -> L.Trainer:
+def _trainer(cfg, run_dir: Path, use_distributed_sampler: bool = True, limit_val_batches: int = 4) -> L.Trainer:
     from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger
 
@@ -243,7 +359,8 @@ def _trainer(cfg, run_dir: Path) -> L.Trainer:
     return L.Trainer(
         accelerator=t.accelerator, devices=t.devices, strategy=t.strategy, precision=t.precision,
         max_steps=t.max_steps, gradient_clip_val=t.grad_clip or None, val_check_interval=t.val_every,
-        check_val_every_n_epoch=None, limit_val_batches=4, num_sanity_val_steps=0,
+        check_val_every_n_epoch=None, limit_val_batches=limit_val_batches, num_sanity_val_steps=0,
+        use_distributed_sampler=use_distributed_sampler,
         logger=CSVLogger(str(run_dir), name="logs"),  # a new version_N per (re)start: no log is overwritten
         callbacks=[ModelCheckpoint(dirpath=str(run_dir / "checkpoints"), save_last=True, save_top_k=0,
                                    every_n_train_steps=t.checkpoint_every), StepPrinter()],
@@ -257,6 +374,8 @@ def _resume_path(run_dir: Path) -> str | None:
 
 
 def train_vae(cfg: VAETrainConfig) -> Path:
+    if cfg.data.buckets:
+        raise ValueError("data.buckets is for the DiT; the VAE trains on (n_frames, height, width) clips")
     L.seed_everything(cfg.train.seed, workers=True)
     run_dir = Path(cfg.train.run_dir)
     module = VAEModule(cfg)
@@ -265,25 +384,63 @@ def train_vae(cfg: VAETrainConfig) -> Path:
     return run_dir / "checkpoints" / "last.ckpt"
 
 
+def bucket_plan(cfg: DataConfig, n: int, per_bucket: bool = False) -> list[tuple[Bucket, int, int]]:
+    """(bucket, clips, seed offset into the split) per bucket: n clips shared by the bucket weights on
+    disjoint seeds (training), or, per_bucket, n clips in every bucket on the same seeds (validation: each
+    bucket's loss is then measured on the same scenes)."""
+    buckets = cfg.bucket_list()
+    counts = [n] * len(buckets) if per_bucket else cfg.bucket_counts(n)
+    offsets = [0] * len(buckets) if per_bucket else [sum(counts[:k]) for k in range(len(buckets))]
+    return list(zip(buckets, counts, offsets))
+
+
+def latent_cache_name(cfg: DataConfig, split: str, n: int, per_bucket: bool = False) -> str:
+    """The cache file of these latents: the old name without buckets (existing caches stay valid), else a
+    name that hashes everything that shapes the file, so a cache is never reused for another bucket list."""
+    if not cfg.buckets:
+        return f"latents_{split}_{n}.pt"
+    key = json.dumps({"plan": bucket_plan(cfg, n, per_bucket), "fps": cfg.fps, "families": sorted(cfg.families)})
+    return f"latents_{split}_{n}_{hashlib.sha1(key.encode()).hexdigest()[:10]}.pt"
+
+
 def precompute_latents(vae: VideoVAE, cfg: DataConfig, split: str, n: int, out: Path, batch: int = 16,
-                       progress=None) -> Path:
-    """Encode n world clips of `split` once (latent means, fp16) with all their captions."""
-    ds = world_dataset(cfg, split, n)
-    lat, caps, seeds = [], [], []
+                       progress=None, per_bucket: bool = False) -> Path:
+    """Encode world clips of `split` once (latent means, fp16) with all their captions, bucket by bucket
+    (bucket_plan: n clips shared among the buckets, or n per bucket); each clip is rendered at its bucket's
+    duration and size. One file holds every bucket (see LatentDataset)."""
+    plan = bucket_plan(cfg, n, per_bucket)
+    total, done = sum(k for _, k, _ in plan), 0
+    lat, caps, seeds = {}, {}, {}
     vae.eval()
-    for s in range(0, n, batch):
-        idx = range(s, min(n, s + batch))
-        z, clips = _encode_clips(vae, ds, idx)
-        lat.append(z.half())
-        caps += [c.captions for c in clips]
-        seeds += [ds.seeds[i] for i in idx]
-        if progress:
-            progress(len(seeds), n)
+    for (f, h, w), k, offset in plan:
+        name = bucket_name((f, h, w))
+        ds = OnTheFlyWorld(split, k, offset, families=tuple(cfg.families) or FAMILIES, width=w, height=h,
+                           fps=cfg.fps, n_frames=f, random_caption=False)
+        zs, caps[name] = [], []
+        for s in range(0, k, batch):
+            z, clips = _encode_clips(vae, ds, range(s, min(k, s + batch)))
+            zs.append(z.half())
+            caps[name] += [c.captions for c in clips]
+            done += len(clips)
+            if progress:
+                progress(done, total)
+        lat[name], seeds[name] = torch.cat(zs), torch.tensor(list(ds.seeds))
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")
-    torch.save({"latents": torch.cat(lat), "captions": json.dumps(caps), "seeds": torch.tensor(seeds)}, tmp)
+    torch.save({"buckets": torch.tensor([b for b, _, _ in plan]), "latents": lat, "seeds": seeds,
+                "captions": json.dumps(caps)}, tmp)
     tmp.replace(out)
     return out
+
+
+def _check_latents(ds: LatentDataset, cfg: DataConfig, vae: VideoVAE, path: Path) -> None:
+    """The cache holds the configured buckets at the VAE's latent sizes (a stale cache is an error)."""
+    want = cfg.bucket_list()
+    shapes = [tuple(x.shape[2:]) for x in ds.latents]
+    expect = [(vae.latent_frames(f), h // vae.space_factor, w // vae.space_factor) for f, h, w in want]
+    if ds.buckets != want or shapes != expect:
+        raise ValueError(f"{path} holds latents of sizes {shapes}, but the buckets "
+                         f"{[bucket_name(b) for b in want]} need {expect}: delete it to encode it again")
 
 
 def train_dit(cfg: DiTTrainConfig) -> Path:
@@ -292,25 +449,36 @@ def train_dit(cfg: DiTTrainConfig) -> Path:
     L.seed_everything(cfg.train.seed, workers=True)
     run_dir = Path(cfg.train.run_dir)
     vae, stats = load_vae(cfg.vae_checkpoint or None)
+    d = cfg.data
+    for (f, h, w), k, _ in bucket_plan(d, d.latent_clips):
+        vae.check_frames(f)
+        if k < d.batch_size * cfg.train.devices:
+            raise ValueError(f"bucket {bucket_name((f, h, w))} gets {k} of {d.latent_clips} latent_clips: fewer "
+                             f"than a batch of {d.batch_size} per device")
     paths = {}
-    for split, n in (("train", cfg.data.latent_clips), ("val", cfg.data.val_clips)):
-        p = run_dir / f"latents_{split}_{n}.pt"
+    for split, n, per_bucket in (("train", d.latent_clips, False), ("val", d.val_clips, True)):
+        p = run_dir / latent_cache_name(d, split, n, per_bucket)
         if not p.exists():
-            print(f"encoding {n} {split} clips to {p}", flush=True)
-            precompute_latents(vae, cfg.data, split, n, p,
+            print(f"encoding {split} clips of buckets {[bucket_name(b) for b in d.bucket_list()]} to {p}", flush=True)
+            precompute_latents(vae, d, split, n, p, per_bucket=per_bucket,
                                progress=lambda k, n: print(f"  {k}/{n}", flush=True) if k % 256 < 16 else None)
+        _check_latents(LatentDataset(p, legacy_bucket=d.bucket_list()[0]), d, vae, p)
         paths[split] = p
     # train on normalised latents: the VAE's per-channel statistics, stored with the VAE weights
-    dm = NormalisedLatents(paths["train"], paths["val"], cfg.data.batch_size, stats, cfg.data.num_workers)
+    dm = NormalisedLatents(paths["train"], paths["val"], d.batch_size, stats, d.num_workers, seed=cfg.train.seed,
+                           legacy_bucket=d.bucket_list()[0])
     module = DiTModule(cfg)
-    trainer = _trainer(cfg, run_dir)
+    # every batch from one bucket: the bucket batch sampler shards DDP ranks itself; validation visits the
+    # buckets in turn, so it sees 4 batches of each
+    trainer = _trainer(cfg, run_dir, use_distributed_sampler=False, limit_val_batches=4 * len(d.bucket_list()))
     trainer.fit(module, dm, ckpt_path=_resume_path(run_dir))
     return run_dir / "checkpoints" / "last.ckpt"
 
 
 class NormalisedLatents(LatentDataModule):
-    def __init__(self, train_path, val_path, batch_size, stats: dict, num_workers: int = 0):
-        super().__init__(train_path, val_path, batch_size, num_workers)
+    def __init__(self, train_path, val_path, batch_size, stats: dict, num_workers: int = 0, seed: int = 0,
+                 legacy_bucket: Bucket | None = None):
+        super().__init__(train_path, val_path, batch_size, num_workers, seed, legacy_bucket)
         self.mean = stats["mean"].view(1, -1, 1, 1, 1)
         self.std = stats["std"].view(1, -1, 1, 1, 1)
 

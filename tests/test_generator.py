@@ -267,3 +267,160 @@ def test_generate_cli_signs_watermarks_and_never_overwrites(tmp_path, monkeypatc
     assert rep.status == "valid-trusted" and rep.ai_generated
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert again.returncode == 2 and "already exists" in again.stderr and "Traceback" not in again.stderr
+
+
+# ----------------------------------------------------------------------------------------------
+# buckets of sizes and durations
+
+
+def test_bucket_sampler_single_bucket_batches_in_proportion_and_deterministic():
+    from generator.training import BucketBatchSampler
+
+    sizes, bs = [40, 21, 12], 4  # 10, 5 and 3 batches (bucket 1 drops its last clip)
+    bounds = [(0, 40), (40, 61), (61, 73)]
+
+    def bucket_of(batch):
+        ks = {k for i in batch for k, (lo, hi) in enumerate(bounds) if lo <= i < hi}
+        assert len(ks) == 1, batch  # a batch never mixes buckets
+        return ks.pop()
+
+    s = BucketBatchSampler(sizes, bs, seed=7)
+    epoch0 = list(s)
+    assert len(epoch0) == len(s) == 18 and all(len(b) == bs for b in epoch0)
+    kinds = [bucket_of(b) for b in epoch0]
+    assert [kinds.count(k) for k in range(3)] == [10, 5, 3]  # buckets in proportion to their clips
+    assert kinds != sorted(kinds)  # interleaved, not bucket after bucket
+    flat = [i for b in epoch0 for i in b]
+    assert len(set(flat)) == len(flat) == 72  # every clip at most once; one clip of bucket 1 left over
+    assert list(BucketBatchSampler(sizes, bs, seed=7)) == epoch0  # the same seed, the same order
+    assert list(BucketBatchSampler(sizes, bs, seed=8)) != epoch0
+    s.sampler.set_epoch(1)  # where Lightning calls set_epoch each epoch
+    epoch1 = list(s)
+    assert epoch1 != epoch0 and sorted(map(bucket_of, epoch1)) == sorted(kinds)
+    # DDP: each rank takes a disjoint share of the same order, all ranks the same number of batches
+    ranks = [list(BucketBatchSampler(sizes, bs, seed=7, num_replicas=2, rank=r)) for r in (0, 1)]
+    assert len(ranks[0]) == len(ranks[1]) == 9
+    assert not {i for b in ranks[0] for i in b} & {i for b in ranks[1] for i in b}
+    # evaluation: every clip once, buckets in turn (the first batches cover every bucket)
+    v = list(BucketBatchSampler(sizes, bs, shuffle=False, drop_last=False))
+    assert sorted(i for b in v for i in b) == list(range(73))
+    assert [bucket_of(b) for b in v[:3]] == [0, 1, 2]
+    with pytest.raises(ValueError, match="no batch"):
+        BucketBatchSampler([3, 2], 4)
+
+
+@pytest.mark.parametrize("buckets, weights, message", [
+    ([[16, 64, 64]], [], "frames must be 1 \\+ 4k"),
+    ([[69, 64, 64]], [], "frames must be 1 \\+ 4k"),
+    ([[17, 60, 64]], [], "height must be a multiple of 8"),
+    ([[17, 64, 16]], [], "width must be a multiple of 8 between 32 and 256"),
+    ([[17, 64, 264]], [], "width must be a multiple of 8 between 32 and 256"),
+    ([[17, 32, 96]], [], "aspect ratio"),
+    ([[17, 64]], [], "\\[frames, height, width\\]"),
+    ([[17, 64, 64], [17, 64, 64]], [], "twice"),
+    ([[17, 64, 64], [9, 64, 64]], [1.0], "2 buckets"),
+    ([[17, 64, 64]], [-1.0], "positive"),
+    ([], [1.0], "without buckets"),
+])
+def test_bad_bucket_specs_are_clear_errors(tmp_path, buckets, weights, message):
+    from generator.config import DiTTrainConfig, load_config
+
+    p = tmp_path / "dit.yaml"
+    p.write_text(f"data: {{buckets: {buckets}, bucket_weights: {weights}}}\n")
+    with pytest.raises(ValueError, match=message):
+        load_config(p, DiTTrainConfig)
+
+
+def test_bucket_shares_and_cache_names():
+    from generator.config import DataConfig
+    from generator.training import bucket_plan, latent_cache_name
+
+    d = DataConfig(buckets=[[17, 64, 64], [9, 64, 64], [17, 48, 80]], bucket_weights=[2, 1, 1])
+    assert [k for _, k, _ in bucket_plan(d, 101)] == [51, 25, 25]
+    # training buckets take consecutive, disjoint train seeds; validation uses the same seeds in each bucket
+    assert [o for _, _, o in bucket_plan(d, 101)] == [0, 51, 76]
+    assert [(k, o) for _, k, o in bucket_plan(d, 8, per_bucket=True)] == [(8, 0)] * 3
+    assert latent_cache_name(DataConfig(), "train", 100) == "latents_train_100.pt"  # old caches stay valid
+    other = DataConfig(buckets=[[17, 64, 64], [9, 64, 64], [17, 80, 48]], bucket_weights=[2, 1, 1])
+    names = {latent_cache_name(c, "train", 100) for c in (DataConfig(), d, other)}
+    assert len(names) == 3  # another bucket list never reuses a cache
+
+
+def test_old_single_bucket_latent_cache_still_loads(tmp_path):
+    from generator.training import LatentDataset
+
+    p = tmp_path / "latents_train_3.pt"
+    torch.save({"latents": torch.zeros(3, 4, 2, 8, 8).half(), "captions": json.dumps([["a"], ["b"], ["c"]]),
+                "seeds": torch.tensor([0, 1, 2])}, p)
+    ds = LatentDataset(p, random_caption=False, legacy_bucket=(5, 32, 32))
+    assert ds.sizes == [3] and ds.buckets == [(5, 32, 32)]
+    item = ds[2]
+    assert item["caption"] == "c" and item["seed"] == 2 and item["bucket"] == "5x32x32"
+    assert item["latent"].dtype == torch.float32 and item["latent"].shape == (4, 2, 8, 8)
+
+
+def _tiny_vae_weights(tmp: Path) -> Path:
+    from generator.weights import save_weights
+
+    torch.manual_seed(0)
+    vae = VideoVAE(TINY_VAE)
+    sd = dict(vae.state_dict(), latent_mean=torch.zeros(4), latent_std=torch.ones(4))
+    return save_weights(tmp / "vae.safetensors", sd, {"kind": "vae", "config": TINY_VAE.__dict__})
+
+
+def test_dit_trains_on_two_buckets_and_resumes(tmp_path):
+    from generator.train import main
+    from generator.training import LatentDataset
+    from world import split_of
+
+    run = tmp_path / "run"
+    cfg = tmp_path / "dit.yaml"
+    cfg.write_text(f"""
+model: {{width: 32, depth: 2, heads: 2, mlp_ratio: 2.0}}
+data: {{buckets: [[5, 32, 32], [5, 32, 48]], bucket_weights: [1, 1], latent_clips: 8, val_clips: 2,
+        batch_size: 2, families: [roll]}}
+train: {{max_steps: 4, lr: 0.003, warmup_steps: 1, checkpoint_every: 2, val_every: 2, run_dir: {run}}}
+vae_checkpoint: {_tiny_vae_weights(tmp_path)}
+""")
+    main(["dit", "--config", str(cfg)])
+    assert torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["global_step"] == 4
+    [train_file] = run.glob("latents_train_8_*.pt")
+    [val_file] = run.glob("latents_val_2_*.pt")
+    train, val = LatentDataset(train_file), LatentDataset(val_file)
+    # each bucket rendered at its own size and encoded once: 5 frames -> 2 latent frames, sides / 4
+    assert train.buckets == val.buckets == [(5, 32, 32), (5, 32, 48)]
+    assert [tuple(x.shape) for x in train.latents] == [(4, 4, 2, 8, 8), (4, 4, 2, 8, 12)]
+    assert all(x.dtype == torch.float16 for x in train.latents)
+    seeds = [int(s) for x in train.seeds for s in x]
+    assert len(set(seeds)) == 8 and {split_of(s) for s in seeds} == {"train"}
+    assert {split_of(int(s)) for x in val.seeds for s in x} == {"val"}
+    rows = [r for f in (run / "logs").glob("version_*/metrics.csv")
+            for r in csv.DictReader(f.read_text().splitlines())]
+    for key in ("val/loss", "val/loss_5x32x32", "val/loss_5x32x48"):  # validation over every bucket
+        assert any(r.get(key) for r in rows), key
+    mtime = train_file.stat().st_mtime_ns
+    main(["dit", "--config", str(cfg), "--max-steps", "6"])  # resumes from last.ckpt, reuses the cache
+    blob = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert blob["global_step"] == 6 and blob["hyper_parameters"]["config"]["data"]["buckets"] == ((5, 32, 32), (5, 32, 48))
+    assert train_file.stat().st_mtime_ns == mtime
+
+
+def test_pipeline_generates_non_square_bucket_sizes():
+    from generator.config import DataConfig
+    from generator.pipeline import VideoPipeline
+    from generator.text import get_text_encoder
+
+    torch.manual_seed(0)
+    stats = {"mean": torch.zeros(4), "std": torch.ones(4)}
+    pipe = VideoPipeline(VideoVAE(TINY_VAE).eval(), stats, DiT(TINY_DIT).eval(), get_text_encoder(), {"dit": "tiny"})
+    out = pipe("a red ball rolls to the left", num_frames=9, height=48, width=80, num_inference_steps=2)
+    assert out.shape == (9, 48, 80, 3) and out.dtype == np.uint8
+    tall = pipe("a red ball rolls to the left", num_frames=5, height=80, width=48, num_inference_steps=2,
+                image=out[0][:, 16:64])  # image-to-video at a portrait size
+    assert tall.shape == (5, 80, 48, 3)
+    ext = pipe("a red ball rolls to the left", num_frames=9, height=48, width=80, num_inference_steps=2, video=out)
+    assert ext.shape == (9 + 8, 48, 80, 3) and np.array_equal(ext[:9], out)
+    # what a training bucket may be, the pipeline accepts (the extremes of the bucket rules)
+    for b in ((1, 32, 32), (65, 256, 128), (17, 32, 64), (17, 256, 256)):
+        DataConfig(buckets=[b])
+        pipe.check(["a ball"], *b, 4, 4.0)
