@@ -116,6 +116,9 @@ class TrainConfig:
     val_every: int = 200
     seed: int = 0
     run_dir: str = "runs/vae"
+    # a fresh run (nothing to resume in run_dir) starts from the model weights of this Lightning checkpoint
+    # (another run's); optimizer, schedule and step start anew. A resumable run ignores it.
+    init_from: str = ""
     kl_weight: float = 1e-4
     train_encoder: bool = True  # VAE: false fine-tunes the decoder alone, so the latent space (and a DiT on it) stays valid
     lr_schedule: str = "constant"  # after warm-up: "constant" or "cosine" (down to min_lr_ratio * lr at max_steps)

@@ -373,12 +373,26 @@ def _resume_path(run_dir: Path) -> str | None:
     return str(last) if last.exists() else None
 
 
+def _init_weights(module: L.LightningModule, cfg) -> None:
+    """Start a fresh run from another run's model weights (`train.init_from`); a resumed run keeps its own.
+    (Copying another run's last.ckpt into run_dir instead would make Lightning version the file names.)"""
+    src = cfg.train.init_from
+    if not src or _resume_path(Path(cfg.train.run_dir)):
+        return
+    if not Path(src).is_file():
+        raise FileNotFoundError(f"train.init_from: {src} not found")
+    state = torch.load(src, map_location="cpu", weights_only=False)["state_dict"]
+    module.load_state_dict(state)
+    print(f"initialised from {src}", flush=True)
+
+
 def train_vae(cfg: VAETrainConfig) -> Path:
     if cfg.data.buckets:
         raise ValueError("data.buckets is for the DiT; the VAE trains on (n_frames, height, width) clips")
     L.seed_everything(cfg.train.seed, workers=True)
     run_dir = Path(cfg.train.run_dir)
     module = VAEModule(cfg)
+    _init_weights(module, cfg)
     trainer = _trainer(cfg, run_dir)
     trainer.fit(module, WorldDataModule(cfg.data), ckpt_path=_resume_path(run_dir))
     return run_dir / "checkpoints" / "last.ckpt"
@@ -468,6 +482,7 @@ def train_dit(cfg: DiTTrainConfig) -> Path:
     dm = NormalisedLatents(paths["train"], paths["val"], d.batch_size, stats, d.num_workers, seed=cfg.train.seed,
                            legacy_bucket=d.bucket_list()[0])
     module = DiTModule(cfg)
+    _init_weights(module, cfg)
     # every batch from one bucket: the bucket batch sampler shards DDP ranks itself; validation visits the
     # buckets in turn, so it sees 4 batches of each
     trainer = _trainer(cfg, run_dir, use_distributed_sampler=False, limit_val_batches=4 * len(d.bucket_list()))

@@ -151,12 +151,16 @@ def test_vae_training_resumes_where_it_stopped(tmp_path):
 def test_decoder_only_finetune_keeps_the_latent_space(tmp_path):
     from generator.train import main
 
-    run = tmp_path / "run"
+    run, ft = tmp_path / "run", tmp_path / "ft"
     main(["vae", "--config", str(_tiny_vae_yaml(tmp_path, run, 5)), "--max-steps", "5"])
     start = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["state_dict"]
-    cfg = _tiny_vae_yaml(tmp_path, run, 10, extra=", train_encoder: false, lr_schedule: cosine")
-    main(["vae", "--config", str(cfg), "--max-steps", "10"])
-    end = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["state_dict"]
+    # a new run initialised from the first one's weights (fresh optimizer and step count)
+    cfg = _tiny_vae_yaml(tmp_path, ft, 5, extra=", train_encoder: false, lr_schedule: cosine, "
+                         f"init_from: {run / 'checkpoints' / 'last.ckpt'}")
+    main(["vae", "--config", str(cfg), "--max-steps", "5"])
+    blob = torch.load(ft / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert blob["global_step"] == 5 and sorted(p.name for p in (ft / "checkpoints").iterdir()) == ["last.ckpt"]
+    end = blob["state_dict"]
     enc = [k for k in start if k.startswith("vae.encoder.")]
     dec = [k for k in start if k.startswith("vae.decoder.") and start[k].is_floating_point()]
     assert enc and all(torch.equal(start[k], end[k]) for k in enc)  # latents keep their meaning
