@@ -240,7 +240,10 @@ def evaluate(
     else:
         sys.stdout.write("clip level\n" + table(res, "video") + "\n\nframe level\n" + table(res, "frame") + "\n")
         for k, v in res["targets"].items():
-            sys.stdout.write(f"target {k}: {v['auc']:.4f} {'met' if v['met'] else 'NOT met'}\n")
+            if v["auc"] is None:  # a condition not evaluated (e.g. --no-perturb)
+                sys.stdout.write(f"target {k}: not measured\n")
+            else:
+                sys.stdout.write(f"target {k}: {v['auc']:.4f} {'met' if v['met'] else 'NOT met'}\n")
         sys.stdout.write(f"wrote {out.with_suffix('.json')} and {out.with_suffix('.html')}\n")
 
 
