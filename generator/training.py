@@ -380,7 +380,7 @@ def _init_weights(module: L.LightningModule, cfg) -> None:
     if not src or _resume_path(Path(cfg.train.run_dir)):
         return
     if not Path(src).is_file():
-        raise FileNotFoundError(f"train.init_from: {src} not found")
+        raise ValueError(f"train.init_from: {src} not found")
     state = torch.load(src, map_location="cpu", weights_only=False)["state_dict"]
     module.load_state_dict(state)
     print(f"initialised from {src}", flush=True)

@@ -165,6 +165,9 @@ def test_decoder_only_finetune_keeps_the_latent_space(tmp_path):
     dec = [k for k in start if k.startswith("vae.decoder.") and start[k].is_floating_point()]
     assert enc and all(torch.equal(start[k], end[k]) for k in enc)  # latents keep their meaning
     assert any(not torch.equal(start[k], end[k]) for k in dec)  # the decoder learned
+    missing = _tiny_vae_yaml(tmp_path, tmp_path / "other", 5, extra=f", init_from: {tmp_path / 'nope.ckpt'}")
+    with pytest.raises(ValueError, match="init_from.*not found"):
+        main(["vae", "--config", str(missing)])
 
 
 def test_cosine_schedule_warms_up_then_decays_to_its_floor():
