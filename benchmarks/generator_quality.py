@@ -34,23 +34,18 @@ SHEET_PROMPTS = [
 
 def load_vae_any(path: Path):
     """A VideoVAE from shipped fp16 weights (.safetensors) or a training run's Lightning checkpoint (.ckpt)."""
-    from generator.weights import load_vae
+    from generator.weights import load_vae, vae_from_training_checkpoint
 
-    if path.suffix != ".ckpt":
-        return load_vae(path)[0]
-    from generator.config import VAETrainConfig, config_from_dict
-    from generator.vae import VideoVAE
-
-    blob = torch.load(path, map_location="cpu", weights_only=False)
-    vae = VideoVAE(config_from_dict(VAETrainConfig, blob["hyper_parameters"]["config"]).model)
-    vae.load_state_dict({k[4:]: v for k, v in blob["state_dict"].items() if k.startswith("vae.")})
-    return vae.eval().requires_grad_(False)
+    if path.suffix == ".ckpt":
+        return vae_from_training_checkpoint(path)[0].requires_grad_(False)
+    return load_vae(path)[0]
 
 
 def vae_quality(vae, n: int = 64) -> dict:
     """Reconstruction PSNR (whole frame and moving-object pixels) and the share of reconstructions that pass
     every prompt check of the artifact benchmark - the ceiling of any DiT on this VAE's latent space."""
     from world import make_clip, split_seeds
+    from world.dataset import to_tensor
 
     from .metrics import measure_clip
 
@@ -58,7 +53,7 @@ def vae_quality(vae, n: int = 64) -> dict:
     for seed in split_seeds("test", n):
         clip = make_clip(seed)
         f = clip.frames
-        x = torch.from_numpy(f).permute(3, 0, 1, 2).float().div(127.5).sub(1)[None]
+        x = to_tensor(f)[None]
         with torch.no_grad():
             r = vae.decode(vae.encode(x)[0])[0].clamp(-1, 1).add(1).mul(127.5).round().byte().permute(1, 2, 3, 0).numpy()
         x, y = f.astype(np.float64), r.astype(np.float64)

@@ -79,16 +79,22 @@ def load_dit(path: str | Path | None = None) -> tuple[DiT, dict]:
     return dit.eval().requires_grad_(False), meta
 
 
-def export_vae(ckpt: str | Path, out: str | Path = VAE_FILE, stats_clips: int = 256) -> Path:
-    """Lightning checkpoint -> shipped fp16 weights with latent statistics measured on training clips."""
+def vae_from_training_checkpoint(ckpt: str | Path):
+    """(VideoVAE in eval mode, its VAETrainConfig, the checkpoint dict) from a training run's Lightning .ckpt."""
     from .config import VAETrainConfig, config_from_dict
-    from .training import latent_stats
 
     blob = torch.load(ckpt, map_location="cpu", weights_only=False)
     cfg = config_from_dict(VAETrainConfig, blob["hyper_parameters"]["config"])
     vae = VideoVAE(cfg.model)
     vae.load_state_dict({k[4:]: v for k, v in blob["state_dict"].items() if k.startswith("vae.")})
-    vae.eval()
+    return vae.eval(), cfg, blob
+
+
+def export_vae(ckpt: str | Path, out: str | Path = VAE_FILE, stats_clips: int = 256) -> Path:
+    """Lightning checkpoint -> shipped fp16 weights with latent statistics measured on training clips."""
+    from .training import latent_stats
+
+    vae, cfg, blob = vae_from_training_checkpoint(ckpt)
     stats = latent_stats(vae, cfg.data, stats_clips)
     sd = dict(vae.state_dict(), latent_mean=stats["mean"], latent_std=stats["std"])
     meta = {"kind": "vae", "config": cfg.model.__dict__, "step": blob.get("global_step"),
