@@ -7,7 +7,7 @@
   benchmark's perception on clips generated from test-split captions with fresh seeds;
 - a contact sheet of 8 fixed prompts.
 
-    python -m benchmarks.generator_quality --out generator/weights [--n 64] [--steps 16]
+    python -m benchmarks.generator_quality --out generator/weights [--n 64] [--steps 16] [--checkpoint DIT --vae VAE]
     python -m benchmarks.generator_quality --vae-only runs/vae/checkpoints/last.ckpt --n 40
 """
 from __future__ import annotations
@@ -115,17 +115,21 @@ def main(argv=None) -> None:
     ap.add_argument("--n", type=int, default=64)
     ap.add_argument("--steps", type=int, default=16)
     ap.add_argument("--guidance", type=float, default=4.0)
-    ap.add_argument("--checkpoint", type=Path)
+    ap.add_argument("--checkpoint", type=Path, help="DiT weights (default: the shipped ones)")
+    ap.add_argument("--vae", type=Path, help="VAE weights for the pipeline (default: the shipped ones)")
     ap.add_argument("--vae-only", type=Path, metavar="VAE",
                     help="only the VAE figures of this .safetensors or training .ckpt (printed, nothing written)")
     args = ap.parse_args(argv)
+    for p in (args.vae_only, args.checkpoint, args.vae):
+        if p is not None and not p.is_file():
+            ap.error(f"{p} not found")
     torch.manual_seed(0)
     if args.vae_only:
         print(json.dumps(vae_quality(load_vae_any(args.vae_only), args.n)), flush=True)
         return
     from generator import load_pipeline
 
-    pipe = load_pipeline(args.checkpoint)
+    pipe = load_pipeline(args.checkpoint, vae_checkpoint=args.vae)
     t0 = time.time()
     res = {"checkpoint": pipe.checkpoint, "vae": vae_quality(pipe.vae, args.n)}
     print(json.dumps(res["vae"]), flush=True)

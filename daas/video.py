@@ -156,6 +156,12 @@ def iter_frames(
     stride keeps every n-th frame; start/end (seconds) select a time window; size=(width, height) resizes
     (in display orientation); max_frames stops after that many frames are yielded.
     """
+    yield from _decode(path, stride, start, end, size, max_frames, limits, {})
+
+
+def _decode(path, stride, start, end, size, max_frames, limits: Limits, info: dict) -> Iterator[np.ndarray]:
+    """iter_frames' body; `info` receives the stream's frame rate ("fps") once the file is open, so that
+    read_video opens the file once."""
     import av
 
     if stride < 1:
@@ -163,6 +169,7 @@ def iter_frames(
     if size is not None and (size[0] < 1 or size[1] < 1 or size[0] > limits.max_width or size[1] > limits.max_height):
         raise VideoError(f"target size {size[0]}x{size[1]} is out of range")
     container, stream, _ = _open(path, limits)
+    info["fps"] = float(stream.average_rate or stream.guessed_rate or stream.base_rate or 0) or 0.0
     crop = _crop_size(container, stream)
     stream.thread_type = "AUTO"
     n_seen = n_out = 0
@@ -236,10 +243,10 @@ def read_video(
     limits: Limits = DEFAULT_LIMITS,
 ) -> tuple[np.ndarray, float]:
     """All selected frames as one array [T, H, W, 3] uint8, and their frame rate (fps / stride)."""
-    info_fps = probe(path, limits).fps
+    info: dict = {}
     frames: list[np.ndarray] = []
     total = 0
-    for f in iter_frames(path, stride=stride, start=start, end=end, size=size, max_frames=max_frames, limits=limits):
+    for f in _decode(path, stride, start, end, size, max_frames, limits, info):
         total += f.nbytes
         if total > limits.max_array_bytes:
             raise VideoError(f"{path}: decoded frames exceed {limits.max_array_bytes} bytes; "
@@ -247,7 +254,7 @@ def read_video(
         frames.append(f)
     if not frames:
         raise VideoError(f"{path}: no frames in the selected window")
-    return np.stack(frames), info_fps / stride
+    return np.stack(frames), info["fps"] / stride
 
 
 def _as_frames(frames: np.ndarray | Iterable[np.ndarray]) -> Iterator[np.ndarray]:

@@ -121,6 +121,10 @@ class TrainConfig:
     init_from: str = ""
     kl_weight: float = 1e-4
     train_encoder: bool = True  # VAE: false fine-tunes the decoder alone, so the latent space (and a DiT on it) stays valid
+    # VAE: weight of the adversarial term (0 = L1 + KL only) and the step it starts at; the discriminator
+    # trains from the run's first step, and the term is balanced against L1 at the decoder's last layer
+    gan_weight: float = 0.0
+    gan_start: int = 0
     lr_schedule: str = "constant"  # after warm-up: "constant" or "cosine" (down to min_lr_ratio * lr at max_steps)
     min_lr_ratio: float = 0.1
     accelerator: str = "cpu"

@@ -29,7 +29,7 @@ from world.dataset import OnTheFlyWorld, to_tensor
 from .config import Bucket, DataConfig, DiTTrainConfig, VAETrainConfig, bucket_name, config_to_dict
 from .dit import DiT
 from .flow import flow_loss
-from .vae import VideoVAE, psnr, vae_loss
+from .vae import PatchDiscriminator, VideoVAE, hinge_d_loss, psnr, vae_loss
 
 # ----------------------------------------------------------------------------------------------
 # data
@@ -243,6 +243,7 @@ class VAEModule(L.LightningModule):
         if not cfg.train.train_encoder:
             # decoder-only fine-tuning (as Stable Diffusion's ft-MSE VAE): latents keep their meaning
             self.vae.encoder.requires_grad_(False)
+        self.disc = PatchDiscriminator() if cfg.train.gan_weight > 0 else None
 
     def training_step(self, batch, _):
         x = batch["video"]
@@ -252,8 +253,31 @@ class VAEModule(L.LightningModule):
             x = x[:, :, s: s + n]
         recon, mean, logvar = self.vae(x)
         loss, parts = vae_loss(x, recon, mean, logvar, kl_weight=self.cfg.train.kl_weight)
-        self.log_dict({"train/loss": loss, "train/l1": parts["l1"], "train/kl": parts["kl"]}, prog_bar=True)
+        logs = {"train/loss": loss, "train/l1": parts["l1"], "train/kl": parts["kl"]}
+        if self.disc is not None:
+            loss, more = self._adversarial(x, recon, loss)
+            logs.update(more)
+        self.log_dict(logs, prog_bar=True)
         return loss
+
+    def _adversarial(self, x, recon, rec_loss):
+        """Hinge GAN in one optimiser step: the discriminator learns from detached reconstructions, and the
+        decoder's term sees the discriminator through detached weights, so each term moves only its side.
+        The decoder's term is scaled so its gradient at the last layer matches the reconstruction loss's
+        (times gan_weight), as in taming-transformers."""
+        t = self.cfg.train
+        d_loss = hinge_d_loss(self.disc(x), self.disc(recon.detach()))
+        frozen = {k: v.detach() for k, v in self.disc.named_parameters()}
+        g_loss = -torch.func.functional_call(self.disc, frozen, (recon,)).mean()
+        logs = {"train/d_loss": d_loss.detach(), "train/g_loss": g_loss.detach()}
+        if self.global_step < t.gan_start or not torch.is_grad_enabled():
+            return rec_loss + d_loss, logs
+        last = self.vae.decoder.net[-2].conv.weight  # the decoder's last convolution
+        g_rec = torch.autograd.grad(rec_loss, last, retain_graph=True)[0]
+        g_adv = torch.autograd.grad(g_loss, last, retain_graph=True)[0]
+        weight = (g_rec.norm() / (g_adv.norm() + 1e-4)).clamp(0, 1e4).detach() * t.gan_weight
+        logs["train/gan_scale"] = weight
+        return rec_loss + weight * g_loss + d_loss, logs
 
     def validation_step(self, batch, _):
         x = batch["video"]
@@ -262,7 +286,9 @@ class VAEModule(L.LightningModule):
 
     def configure_optimizers(self):
         t = self.cfg.train
-        opt = torch.optim.AdamW(self.vae.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+        # (frozen encoder weights stay in the list and get no gradient: runs resume across both settings)
+        params = list(self.vae.parameters()) + (list(self.disc.parameters()) if self.disc is not None else [])
+        opt = torch.optim.AdamW(params, lr=t.lr, weight_decay=t.weight_decay)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": _schedule(opt, t), "interval": "step"}}
 
 
@@ -382,14 +408,20 @@ def _init_weights(module: L.LightningModule, cfg) -> None:
     if not Path(src).is_file():
         raise ValueError(f"train.init_from: {src} not found")
     state = torch.load(src, map_location="cpu", weights_only=False)["state_dict"]
-    module.load_state_dict(state)
+    missing, unexpected = module.load_state_dict(state, strict=False)
+    # a discriminator is new to a run that adds the adversarial term, and dropped by one that does not
+    missing = [k for k in missing if not k.startswith("disc.")]
+    unexpected = [k for k in unexpected if not k.startswith("disc.")]
+    if missing or unexpected:
+        raise ValueError(f"train.init_from: {src} does not fit this model "
+                         f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
     print(f"initialised from {src}", flush=True)
 
 
 def train_vae(cfg: VAETrainConfig) -> Path:
     if cfg.data.buckets:
         raise ValueError("data.buckets is for the DiT; the VAE trains on (n_frames, height, width) clips")
-    L.seed_everything(cfg.train.seed, workers=True)
+    L.seed_everything(cfg.train.seed, workers=True, verbose=False)
     run_dir = Path(cfg.train.run_dir)
     module = VAEModule(cfg)
     _init_weights(module, cfg)
@@ -460,7 +492,7 @@ def _check_latents(ds: LatentDataset, cfg: DataConfig, vae: VideoVAE, path: Path
 def train_dit(cfg: DiTTrainConfig) -> Path:
     from .weights import load_vae
 
-    L.seed_everything(cfg.train.seed, workers=True)
+    L.seed_everything(cfg.train.seed, workers=True, verbose=False)
     run_dir = Path(cfg.train.run_dir)
     vae, stats = load_vae(cfg.vae_checkpoint or None)
     d = cfg.data

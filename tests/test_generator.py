@@ -148,19 +148,26 @@ def test_vae_training_resumes_where_it_stopped(tmp_path):
     assert resumed < first  # the loss continues from where it was, it does not start over
 
 
-def test_decoder_only_finetune_keeps_the_latent_space(tmp_path):
+def _finetune_from_a_plain_run(tmp_path: Path, steps: int, extra: str) -> tuple[dict, dict, Path]:
+    """A 5-step joint run, then a decoder-only run of `steps` initialised from it (fresh optimizer and step
+    count): (the first run's state dict, the fine-tuned run's, its run folder)."""
     from generator.train import main
 
     run, ft = tmp_path / "run", tmp_path / "ft"
     main(["vae", "--config", str(_tiny_vae_yaml(tmp_path, run, 5)), "--max-steps", "5"])
     start = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["state_dict"]
-    # a new run initialised from the first one's weights (fresh optimizer and step count)
-    cfg = _tiny_vae_yaml(tmp_path, ft, 5, extra=", train_encoder: false, lr_schedule: cosine, "
+    cfg = _tiny_vae_yaml(tmp_path, ft, steps, extra=f", train_encoder: false{extra}, "
                          f"init_from: {run / 'checkpoints' / 'last.ckpt'}")
-    main(["vae", "--config", str(cfg), "--max-steps", "5"])
+    main(["vae", "--config", str(cfg), "--max-steps", str(steps)])
     blob = torch.load(ft / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
-    assert blob["global_step"] == 5 and sorted(p.name for p in (ft / "checkpoints").iterdir()) == ["last.ckpt"]
-    end = blob["state_dict"]
+    assert blob["global_step"] == steps and sorted(p.name for p in (ft / "checkpoints").iterdir()) == ["last.ckpt"]
+    return start, blob["state_dict"], ft
+
+
+def test_decoder_only_finetune_keeps_the_latent_space(tmp_path):
+    from generator.train import main
+
+    start, end, _ = _finetune_from_a_plain_run(tmp_path, 5, ", lr_schedule: cosine")
     enc = [k for k in start if k.startswith("vae.encoder.")]
     dec = [k for k in start if k.startswith("vae.decoder.") and start[k].is_floating_point()]
     assert enc and all(torch.equal(start[k], end[k]) for k in enc)  # latents keep their meaning
@@ -168,6 +175,46 @@ def test_decoder_only_finetune_keeps_the_latent_space(tmp_path):
     missing = _tiny_vae_yaml(tmp_path, tmp_path / "other", 5, extra=f", init_from: {tmp_path / 'nope.ckpt'}")
     with pytest.raises(ValueError, match="init_from.*not found"):
         main(["vae", "--config", str(missing)])
+
+
+def test_adversarial_terms_each_move_only_their_own_side():
+    from generator.config import VAETrainConfig
+    from generator.training import VAEModule
+    from generator.vae import hinge_d_loss
+
+    cfg = VAETrainConfig(model=TINY_VAE)
+    cfg.train.gan_weight, cfg.train.gan_start = 0.5, 0
+    m = VAEModule(cfg)
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 5, 32, 32) * 2 - 1
+    recon = m.vae.decode(m.vae.encode(x)[0])
+    rec = (recon - x).abs().mean()
+    total, logs = m._adversarial(x, recon, rec)
+    last = m.vae.decoder.net[-2].conv.weight
+    disc = list(m.disc.parameters())
+    g_total = torch.autograd.grad(total, [last, *disc], retain_graph=True)
+    g_rec = torch.autograd.grad(rec, last, retain_graph=True)[0]
+    g_d = torch.autograd.grad(hinge_d_loss(m.disc(x), m.disc(recon.detach())), disc)
+    # the discriminator learns from its hinge loss alone; the decoder term does not push it
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(g_total[1:], g_d))
+    # the decoder gets the reconstruction gradient plus a non-zero adversarial one, scaled to a share of it
+    extra = g_total[0] - g_rec
+    assert extra.norm() > 0 and extra.norm() == pytest.approx(0.5 * g_rec.norm(), rel=1e-2)
+    assert float(logs["train/gan_scale"]) > 0
+
+
+def test_adversarial_finetune_starts_from_a_plain_run(tmp_path):
+    from generator.weights import vae_from_training_checkpoint
+
+    start, end, ft = _finetune_from_a_plain_run(tmp_path, 20, ", gan_weight: 0.5, gan_start: 12")
+    assert all(torch.equal(start[k], end[k]) for k in start if k.startswith("vae.encoder."))
+    assert any(k.startswith("disc.") for k in end)  # the discriminator is saved with the run (it resumes)
+    rows = [r for f in (ft / "logs").glob("version_*/metrics.csv") for r in csv.DictReader(open(f))]
+    d_steps = {int(r["step"]) for r in rows if r.get("train/d_loss")}
+    g_steps = {int(r["step"]) for r in rows if r.get("train/gan_scale")}
+    assert {9, 19} <= d_steps and g_steps == {19}  # (logged every 10 steps) the decoder's term starts at gan_start
+    vae, _, _ = vae_from_training_checkpoint(ft / "checkpoints" / "last.ckpt")  # export ignores it
+    assert sum(p.numel() for p in vae.parameters()) == sum(v.numel() for k, v in start.items() if k.startswith("vae."))
 
 
 def test_cosine_schedule_warms_up_then_decays_to_its_floor():
