@@ -125,6 +125,7 @@ class TrainConfig:
     # trains from the run's first step, and the term is balanced against L1 at the decoder's last layer
     gan_weight: float = 0.0
     gan_start: int = 0
+    gradient_weight: float = 0.0  # VAE: weight of the gradient-difference loss (generator.vae.vae_loss)
     lr_schedule: str = "constant"  # after warm-up: "constant" or "cosine" (down to min_lr_ratio * lr at max_steps)
     min_lr_ratio: float = 0.1
     accelerator: str = "cpu"

@@ -252,8 +252,9 @@ class VAEModule(L.LightningModule):
             s = int(torch.randint(0, x.shape[2] - n + 1, ()))
             x = x[:, :, s: s + n]
         recon, mean, logvar = self.vae(x)
-        loss, parts = vae_loss(x, recon, mean, logvar, kl_weight=self.cfg.train.kl_weight)
-        logs = {"train/loss": loss, "train/l1": parts["l1"], "train/kl": parts["kl"]}
+        loss, parts = vae_loss(x, recon, mean, logvar, kl_weight=self.cfg.train.kl_weight,
+                               gradient_weight=self.cfg.train.gradient_weight)
+        logs = {"train/loss": loss, **{f"train/{k}": v for k, v in parts.items()}}
         if self.disc is not None:
             loss, more = self._adversarial(x, recon, loss)
             logs.update(more)

@@ -45,6 +45,24 @@ def test_psnr_of_identical_and_noisy_clips():
     assert 15 < psnr(x, y).item() < 30
 
 
+def test_gradient_loss_charges_blurred_edges():
+    from generator.vae import vae_loss
+
+    x = torch.full((1, 3, 5, 16, 16), -0.5)
+    x[:, :, :, 4:10, 4:10] = 0.5  # a sharp square
+    z = torch.zeros(1, 4, 2, 4, 4)
+    blurred = torch.nn.functional.avg_pool3d(x, (1, 3, 3), 1, (0, 1, 1), count_include_pad=False)
+    l1_blur = float(vae_loss(x, blurred, z, z)[0])
+    # a uniform brightness error with the same pixel L1 (the square is static: every weight is 1)
+    offset = x + l1_blur
+    assert float(vae_loss(x, offset, z, z)[0]) == pytest.approx(l1_blur, rel=1e-5)
+    blur_g, parts = vae_loss(x, blurred, z, z, gradient_weight=1.0)
+    offset_g, _ = vae_loss(x, offset, z, z, gradient_weight=1.0)
+    assert float(vae_loss(x, x, z, z, gradient_weight=1.0)[0]) == 0.0
+    assert float(parts["gdl"]) > 0 and float(offset_g) == pytest.approx(l1_blur, rel=1e-5)  # edges intact
+    assert float(blur_g) > 2 * float(offset_g)  # same pixel error, but the blur destroyed the edges
+
+
 def test_dit_shapes_any_size_and_zero_init():
     dit = DiT(TINY_DIT).eval()
     text, mask = torch.randn(2, 7, 384), torch.ones(2, 7, dtype=torch.bool)
