@@ -227,9 +227,10 @@ class PatchDiscriminator(nn.Module):
 
     L1 alone lets an under-determined decoder draw the average of the shapes a latent could be: at 64x64,
     squares and triangles of 8-12 px come back as round blobs (fill 0.75-0.85 where a square has 1.0), which
-    the prompt checks then read as balls. An adversarial term on 8x8-pixel patches (receptive field ~22 px,
-    about one object) penalises that average, as in the VAEs of latent diffusion (Esser et al. 2021). The
-    input is each frame with its difference to the previous one, so temporal flicker is judged too.
+    the prompt checks then read as balls. An adversarial term with one logit per 4x4 pixels (convolutional
+    receptive field 26 px, about one object) penalises that average, as in the VAEs of latent diffusion
+    (Esser et al. 2021). The input is each frame with its difference to the previous one, so temporal
+    flicker is judged too.
     """
 
     def __init__(self, width: int = 64):
