@@ -243,7 +243,10 @@ class VAEModule(L.LightningModule):
         if not cfg.train.train_encoder:
             # decoder-only fine-tuning (as Stable Diffusion's ft-MSE VAE): latents keep their meaning
             self.vae.encoder.requires_grad_(False)
-        self.disc = PatchDiscriminator() if cfg.train.gan_weight > 0 else None
+        t = cfg.train
+        if min(t.gan_weight, t.gan_start, t.gradient_weight) < 0:
+            raise ValueError("train.gan_weight, train.gan_start and train.gradient_weight must be >= 0")
+        self.disc = PatchDiscriminator() if t.gan_weight > 0 else None
 
     def training_step(self, batch, _):
         x = batch["video"]
@@ -271,7 +274,7 @@ class VAEModule(L.LightningModule):
         frozen = {k: v.detach() for k, v in self.disc.named_parameters()}
         g_loss = -torch.func.functional_call(self.disc, frozen, (recon,)).mean()
         logs = {"train/d_loss": d_loss.detach(), "train/g_loss": g_loss.detach()}
-        if self.global_step < t.gan_start or not torch.is_grad_enabled():
+        if self.global_step < t.gan_start:
             return rec_loss + d_loss, logs
         last = self.vae.decoder.net[-2].conv.weight  # the decoder's last convolution
         g_rec = torch.autograd.grad(rec_loss, last, retain_graph=True)[0]

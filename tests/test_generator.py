@@ -219,6 +219,9 @@ def test_adversarial_terms_each_move_only_their_own_side():
     extra = g_total[0] - g_rec
     assert extra.norm() > 0 and extra.norm() == pytest.approx(0.5 * g_rec.norm(), rel=1e-2)
     assert float(logs["train/gan_scale"]) > 0
+    cfg.train.gradient_weight = -1.0
+    with pytest.raises(ValueError, match="must be >= 0"):
+        VAEModule(cfg)
 
 
 def test_adversarial_finetune_starts_from_a_plain_run(tmp_path):
