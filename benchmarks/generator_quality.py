@@ -2,9 +2,10 @@
 
 - VAE: reconstruction PSNR on test-split world clips (whole frame, and the pixels of moving objects), and the
   share of reconstructions passing every prompt check (a ceiling for any DiT on this latent space);
-- DiT: prompt adherence (colours, shapes, counts, directions the prompt names) and object permanence
-  (no appearance or disappearance without cause, on occlusion-free prompts), measured by the artifact
-  benchmark's perception on clips generated from test-split captions with fresh seeds;
+- DiT: prompt adherence (every object the prompt names, with its count, and no other; the view, directions,
+  motions, contacts and the causal set-ups' lasting states: benchmarks.metrics.prompt_adherence) and object
+  permanence (no appearance or disappearance without cause, on occlusion-free prompts), measured by the
+  artifact benchmark's perception on clips generated from test-split captions with fresh seeds;
 - a contact sheet of 8 fixed prompts.
 
     python -m benchmarks.generator_quality --out generator/weights [--n 64] [--steps 16] [--checkpoint DIT --vae VAE]

@@ -377,6 +377,15 @@ def _state_series(tr: ObjTrack, T: int, key: str, ok=lambda t: True) -> np.ndarr
     return v
 
 
+def _notch_series(p: Perception, cookie: ObjTrack, mouth: ObjTrack | None) -> np.ndarray:
+    """The cookie's notch where the mouth is clear of it (a mouth over the cookie cuts its outline), above the
+    lowest reading: a whole cookie's own reading."""
+    s = p.scale
+    free = lambda t: mouth is None or not (t in mouth.dets and _near(cookie.dets[t], mouth.dets[t], 2 * s))
+    notch = _state_series(cookie, p.shape[0], "notch", free)
+    return notch - (np.nanmin(notch) if np.any(~np.isnan(notch)) else 0.0)
+
+
 def _first_run(v: np.ndarray, cond, n: int = 2, strict: bool = False) -> int | None:
     """First seen frame from which cond holds for n seen frames in a row (fewer at the clip's end unless
     strict: a reversal of state must be seen for n frames before it counts)."""
@@ -463,9 +472,7 @@ def causality_and_persistence(p: Perception, prompt: str | None = None) -> tuple
         where = c
     elif kind == "cookie":
         c, m = cs["cookie"], cs["mouth"]
-        free = lambda t: not (t in m.dets and _near(c.dets[t], m.dets[t], 2 * s))
-        notch = _state_series(c, T, "notch", free)
-        notch = notch - (np.nanmin(notch) if np.any(~np.isnan(notch)) else 0.0)  # a whole cookie's own reading
+        notch = _notch_series(p, c, m)
         effect_t = _first_run(notch, lambda v: v > 0.04)
         cause_t = _contact(m, c, s)
         if effect_t is not None:
@@ -537,63 +544,211 @@ def flicker(p: Perception, frames: np.ndarray) -> tuple[float, list[Violation]]:
     return float(level.mean()), out
 
 
-_NUM = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5}
+_NUM = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5}
 _SHAPE_WORDS = ("ball", "square", "triangle", "block")
-_PAIR = re.compile(r"\b(" + "|".join(PALETTE_NAMES) + r") (" + "|".join(_SHAPE_WORDS) + r")s?\b")
+_PAIR = re.compile(r"\b(?:(a|an|one|two|three|four|five) )?(" + "|".join(PALETTE_NAMES) + r") ("
+                   + "|".join(_SHAPE_WORDS) + r")s?\b")
 _REL = re.compile(r"\b(?:an? )?(" + "|".join(PALETTE_NAMES) + r") (\w+) (?:is )?(to the left of|to the right of|above|below) (?:an? )?("
                   + "|".join(PALETTE_NAMES) + r") (\w+)")
 _DIR = re.compile(r"\b(?:to the |moving |rolls |slides |tossed |flies to the )?(left|right)(?:ward)?\b")
+_WALL = re.compile(r"\b(?:a|the) (?:gray )?wall\b")  # one wall to pass behind ("the walls" of a table are its edges)
+# the view of the prompt's scene: from above (a table, the cookie) or from the side (a floor, gravity, props)
+_TOP = re.compile(r"\bseen from above\b|\btable\b|\bcookie\b|\bbit(?:e|ten)\b")
+_SIDE = re.compile(r"\b(?:falls?|falling|drops?|floor|rolls?|slides?|thrown|tossed|arcs?|collid\w*|candle|switch|lamp"
+                   r"|block|knock\w*)\b|" + _WALL.pattern)
+_HIT = re.compile(r"\b(?:collid\w*|into|hits?|knock\w*|press\w*|push\w*)\b")
+# props of the causal set-ups and the occlusion wall: what a scene family always holds besides the palette
+# objects its captions name (world/scenes.py), so a caption may leave them unnamed ("a cookie is bitten" holds
+# a mouth); a prop of another set-up is an extra object
+PROPS = {"candle": ("candle",), "cookie": ("cookie", "mouth"), "switch": ("switch", "lamp"), "wall": ("wall",)}
+PROP_CLASSES = tuple(c for props in PROPS.values() for c in props)
+# a track is one of the clip's objects when seen in this share of its frames: perception's short-lived
+# fragments stay out (a sliver of a mouth at the border), while every world object is seen in 59%+ of its
+# clip's frames (balls that bounce apart out of view are the shortest)
+LASTING = 0.25
+
+
+def _lasting(p: Perception) -> list[ObjTrack]:
+    """The clip's solid objects: tracks of anything but passing effects, seen in a LASTING share of the frames."""
+    T = p.shape[0]
+    return [t for t in p.solid_tracks() if len(t.dets) >= max(2, LASTING * T)]
+
+
+def _how_many(tracks: list[ObjTrack], T: int) -> int:
+    """Objects among these tracks: the most seen together in two frames or more. A track that perception broke
+    in two over time (a switch that changes colour while the ball hides it) is one object, and so is a
+    handoff in one frame (a blend at a ball's edge read as the lamp, which lights in the next frame)."""
+    per_frame = sorted(sum(t in tr.dets for tr in tracks) for t in range(T))
+    return per_frame[-min(2, T)]
+
+
+def _find(tracks: list[ObjTrack], colour: str | None, cls: str) -> ObjTrack | None:
+    """The longest track of this colour (None: any) and class (any for a shape word that is none)."""
+    c = [t for t in tracks if colour in (None, t.colour) and (cls not in _SHAPE_WORDS + PROP_CLASSES or t.cls == cls)]
+    return max(c, key=lambda t: len(t.dets)) if c else None
+
+
+def _clean_xy(tr: ObjTrack) -> tuple[np.ndarray, np.ndarray]:
+    """Centre of a track where it is whole (a partial object's centre moves with the cut), frame by frame."""
+    ds = [tr.dets[t] for t in sorted(tr.dets)]
+    ds = [d for d in ds if not d.partial] or ds
+    return np.array([d.x for d in ds]), np.array([d.y for d in ds])
+
+
+def _rebounds(y: np.ndarray, s: float) -> bool:
+    """The body comes back up after going down: a lowest point followed by a rise of 1.5 px (scaled)."""
+    return any(y[i] >= y[i - 1] + 0.5 * s and y[i] - y[i + 1:i + 3].min() >= 1.5 * s for i in range(1, len(y) - 1))
+
+
+# motions a prompt names: (words, for every named object or only the first, test of its clean centre
+# track x, y at scale s, what fails). Thresholds sit well inside the world's ranges: a fall drops 20+ px, a
+# first bounce rises 6+ px, a throw rises 7+ px, a roll travels 18+ px at one height; a fall without a
+# direction in the prompt is straight down (vx = 0 in world/scenes.py).
+_MOTIONS = (
+    (re.compile(r"\b(?:falls?|falling|drops?)\b"), "all",
+     lambda x, y, s, named_dir: y.max() - y[0] >= 4 * s and (named_dir or np.ptp(x) <= 3 * s),
+     "does not fall straight down"),
+    (re.compile(r"\bbounces?\b(?! off| apart)"), "all",  # off the floor; "bounces off the walls" is a table's edges
+     lambda x, y, s, named_dir: _rebounds(y, s), "does not bounce"),
+    (re.compile(r"\bmoves?\b|\bbounces? off\b"), "all",
+     lambda x, y, s, named_dir: np.hypot(x - x[0], y - y[0]).max() >= 4 * s, "does not move"),
+    (re.compile(r"\b(?:thrown|tossed|arcs?)\b"), "first",
+     lambda x, y, s, named_dir: y[: max(2, len(y) // 2)].min() <= y[0] - 2 * s, "does not rise into an arc"),
+    (re.compile(r"\b(?:rolls?|slides?|rolling|sliding)\b|along the floor"), "first",
+     lambda x, y, s, named_dir: np.ptp(y) <= 2 * s and np.ptp(x) >= 4 * s, "does not roll or slide along the floor"),
+)
+
+
+def _ends(v: np.ndarray, n: int = 2) -> tuple[float, float]:
+    """Mean of a state series over its first and over its last n seen frames (NaN if never seen)."""
+    seen = v[~np.isnan(v)]
+    return (float(seen[:n].mean()), float(seen[-n:].mean())) if len(seen) else (math.nan, math.nan)
+
+
+def _state_change(p: Perception, text: str, kind: str | None, objs: list[ObjTrack], named_objs: list[ObjTrack | None]):
+    """The lasting change of state that the prompt's causal set-up names: (object, its state series, test of
+    the series' mean over the first two seen frames, test over the last two, what fails), or None."""
+    T = p.shape[0]
+    one = lambda cls: _find(objs, None, cls)
+    if kind == "candle" and re.search(r"\bblow", text) and one("candle"):
+        c = one("candle")
+        return c, _state_series(c, T, "lit"), lambda v: v > 0.5, lambda v: v < 0.5, "is not lit, then out"
+    if kind == "cookie" and re.search(r"\bbit(?:e|ten)\b", text) and one("cookie"):
+        c = one("cookie")  # (the causality metric's reading: a notch over 0.04 is a bite)
+        return c, _notch_series(p, c, one("mouth")), lambda v: v <= 0.04, lambda v: v > 0.04, "is not whole, then bitten"
+    if kind == "switch" and re.search(r"\blights? up\b|\bturns? on\b", text) and one("lamp"):
+        lamp = one("lamp")  # (unseen is unlit: a lit lamp is the brightest thing in view, while an unlit one
+        # blurred together with its cord reads as smoke)
+        lit = np.nan_to_num(_state_series(lamp, T, "lit"))
+        return lamp, lit, lambda v: v < 0.5, lambda v: v > 0.5, "is not off, then lit"
+    knock = re.search(r"\bknock\w*(?: it)? (?:over|down)( by)?\b", text)
+    # what is knocked over: the object of "X knocks over Y", the subject of "Y is knocked down by X"
+    target = (named_objs[0] if knock.group(1) else named_objs[1]) if knock and len(named_objs) >= 2 else None
+    if kind == "knock" and target is not None:
+        return target, _state_series(target, T, "down"), lambda v: v < 0.5, lambda v: v > 0.5, "is not upright, then down"
+    return None
+
+
+def _prompt_violation(what: str, tr: ObjTrack | None = None, t: int | None = None) -> Violation:
+    """A prompt violation, placed on the track it concerns (at frame t, else its first) where there is one."""
+    if tr is None:
+        return Violation("prompt", 0, 0, 0, what)
+    d = tr.dets[tr.first if t is None else t]
+    return Violation("prompt", d.t, d.x, d.y, what, tr.id)
 
 
 def prompt_adherence(p: Perception, prompt: str | None) -> tuple[float | None, list[Violation]]:
-    """Colours, shapes, counts, direction of motion and spatial relations that the prompt names."""
+    """Everything the prompt names must be in the clip, and nothing else: objects, counts, view, motions, events.
+
+    Objects: each named (colour, shape) with its count, the props of the named set-up (PROPS), and no other
+    solid object: a noisy clip shows "objects" of every colour and shape, and must fail rather than pass
+    because the named ones are among them. Then the view (side or from above), spatial relations, the
+    direction of the first named object, the motions named (_MOTIONS), contact where one object hits another,
+    and the lasting states of the causal set-ups (_state_change: a candle lit, then out; a cookie whole, then
+    notched; a lamp off, then on; a block upright, then down). Value: the share of checks that pass.
+    """
     if not prompt:
         return None, []
     text = prompt.lower()
-    objs = [t for t in p.tracks if t.cls in SHAPE_CLASSES + ("block",) and t.colour in PALETTE_NAMES and len(t.dets) >= 2]
-    checks, out = 0, []
+    T = p.shape[0]
+    s = p.scale
+    objs = _lasting(p)
+    shapes = [t for t in objs if t.cls not in PROP_CLASSES]
+    named: dict[tuple[str, str], int] = {}  # (colour, shape) -> count
+    for num, colour, shape in _PAIR.findall(text):
+        named[(colour, shape)] = max(named.get((colour, shape), 0), _NUM.get(num, 1))
+    kind = next((k for k, ws in CAUSAL_WORDS.items() if any(w in text for w in ws)), None)
+    props = set(PROPS.get(kind, ())) | (set(PROPS["wall"]) if _WALL.search(text) else set())
+    checks: list[Violation | None] = []  # one entry per check: None where it passes
 
-    def find(colour, shape):
-        c = [t for t in objs if t.colour == colour and (shape not in _SHAPE_WORDS or t.cls == shape)]
-        return max(c, key=lambda t: len(t.dets)) if c else None
-
-    pairs = _PAIR.findall(text)
-    for colour, shape in dict.fromkeys(pairs):
-        checks += 1
-        if find(colour, shape) is None:
-            have = [t for t in objs if t.colour == colour]
-            what = f"no {colour} {shape}" + (f" (a {colour} {have[0].cls})" if have else "")
-            out.append(Violation("prompt", 0, 0, 0, what))
+    # objects: the named ones with their counts, the set-up's props, nothing else
+    for (colour, shape), n in named.items():
+        have = _how_many([t for t in shapes if t.colour == colour and t.cls == shape], T)
+        other = "/".join(sorted({t.cls for t in shapes if t.colour == colour} - {shape}))
+        checks.append(None if have == n else _prompt_violation(
+            f"{colour} {shape}: {have} in the clip, the prompt says {n}" + (f" (a {colour} {other} instead)" if other else "")))
+    for cls in sorted(props):
+        have = _how_many([t for t in objs if t.cls == cls], T)
+        checks.append(None if have == 1 else _prompt_violation(f"{cls}: {have} in the clip, the prompt's scene has one"))
+    # extra: per colour, objects beyond those the prompt names in it (a named object seen with another shape
+    # fails the check above, not this one); props of another set-up
+    extra = []
+    for colour in sorted({t.colour for t in shapes}):
+        trs = [t for t in shapes if t.colour == colour]
+        n = _how_many(trs, T) - sum(k for (c, _), k in named.items() if c == colour)
+        if n > 0:
+            extra.append(f"{n} {colour} ({'/'.join(sorted({t.cls for t in trs}))})")
+    for cls in sorted({t.cls for t in objs if t not in shapes} - props):
+        extra.append(f"{_how_many([t for t in objs if t.cls == cls], T)} {cls}")
+    checks.append(_prompt_violation("objects the prompt does not name: " + ", ".join(extra)) if extra else None)
     m = re.search(r"\b(one|two|three|four|five) (objects|balls|shapes)\b", text)
     if m:
-        checks += 1
-        n = sum(1 for t in objs if len(t.dets) >= 3)
-        if n != _NUM[m.group(1)]:
-            out.append(Violation("prompt", 0, 0, 0, f"{n} objects, the prompt says {m.group(1)}"))
+        n = _how_many([t for t in shapes if m.group(2) != "balls" or t.cls == "ball"], T)
+        checks.append(None if n == _NUM[m.group(1)] else
+                      _prompt_violation(f"{n} {m.group(2)}, the prompt says {m.group(1)}"))
+
+    # view, spatial relations, direction
+    view = "top" if _TOP.search(text) else "side" if _SIDE.search(text) else None
+    if view:
+        checks.append(None if p.background.view == view else _prompt_violation(
+            f"a {p.background.view} view, the prompt's scene is seen {'from above' if view == 'top' else 'from the side'}"))
     for c1, s1, rel, c2, s2 in _REL.findall(text):
-        checks += 1
-        a, b = find(c1, s1), find(c2, s2)
+        a, b = _find(shapes, c1, s1), _find(shapes, c2, s2)
         both = sorted(set(a.dets) & set(b.dets)) if a and b else []
         if not both:
-            out.append(Violation("prompt", 0, 0, 0, f"cannot check '{c1} {s1} {rel} {c2} {s2}'"))
+            checks.append(_prompt_violation(f"cannot check '{c1} {s1} {rel} {c2} {s2}'"))
             continue
         t = both[0]
         da, db = a.dets[t], b.dets[t]
         ok = {"to the left of": da.x < db.x, "to the right of": da.x > db.x, "above": da.y < db.y, "below": da.y > db.y}[rel]
-        if not ok:
-            out.append(Violation("prompt", t, da.x, da.y, f"{c1} {s1} is not {rel} the {c2} {s2}", a.id))
-    rest = _REL.sub(" ", text)
-    dirs = _DIR.findall(rest)
-    if dirs and pairs:
-        checks += 1
-        main = find(*pairs[0])
-        if main is not None and len(main.dets) >= 2:
-            d0, d1 = main.dets[main.first], main.dets[main.last]
-            dx = d1.x - d0.x
-            want = 1 if dirs[0] == "right" else -1
-            if dx * want < 2 * p.scale:
-                out.append(Violation("prompt", main.last, d1.x, d1.y, f"moves {'right' if dx > 0 else 'left'}, the prompt says {dirs[0]}", main.id))
-    return (1.0 - len(out) / checks) if checks else None, out
+        checks.append(None if ok else _prompt_violation(f"{c1} {s1} is not {rel} the {c2} {s2}", a, t))
+    named_objs = [_find(shapes, c, sh) for c, sh in named]  # the named objects in order (None: not seen)
+    main = named_objs[0] if named_objs else None
+    dirs = _DIR.findall(_REL.sub(" ", text))
+    if dirs and main is not None:
+        dx = main.dets[main.last].x - main.dets[main.first].x
+        checks.append(None if dx * (1 if dirs[0] == "right" else -1) >= 2 * s else _prompt_violation(
+            f"moves {'right' if dx > 0 else 'left'}, the prompt says {dirs[0]}", main, main.last))
+
+    # motions and events
+    for pattern, who, ok, what in _MOTIONS:
+        if pattern.search(text):
+            for tr in [t for t in (named_objs if who == "all" else named_objs[:1]) if t is not None]:
+                checks.append(None if ok(*_clean_xy(tr), s, bool(dirs)) else
+                              _prompt_violation(f"the {tr.colour} {tr.cls} {what}", tr))
+    if _HIT.search(text) and main is not None:
+        other = _find(objs, None, "switch") if "switch" in text else (named_objs[1] if len(named_objs) > 1 else None)
+        if other is not None:  # (a missing one fails its object check)
+            touch = _contact(main, other, s) is not None or _contact(other, main, s) is not None
+            checks.append(None if touch else _prompt_violation(
+                f"the {main.colour} {main.cls} never touches the {other.colour} {other.cls}", main))
+    change = _state_change(p, text, kind, objs, named_objs)
+    if change is not None:
+        tr, v, at_start, at_end, what = change
+        first, last = _ends(v)
+        checks.append(None if at_start(first) and at_end(last) else _prompt_violation(f"the {tr.cls} {what}", tr))
+    out = [v for v in checks if v is not None]
+    return (1.0 - len(out) / len(checks)) if checks else None, out
 
 
 # ----------------------------------------------------------------------------------------------

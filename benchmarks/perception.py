@@ -328,15 +328,21 @@ def classify(dets: list[Detection], H: int, W: int, bg: Background) -> list[Dete
         elif c == "puff":
             d.cls = "puff"
         elif c == "white":
-            d.cls = "candle" if (d.h > 1.3 * d.w and d.fill > 0.75 and on_floor) else "puff"
+            # (standing on the floor: its bottom row may blur into the floor's colour)
+            d.cls = "candle" if (d.h > 1.3 * d.w and d.fill > 0.75 and d.bbox[3] >= floor - 1.5 - s) else "puff"
         elif c == "brown":
-            d.cls = "cookie" if d.area > 40 * s * s else "detail"
+            # a cookie is a disc (a bite shortens it by a quarter at most); thin runs along the table's rim
+            # and ragged blends at the edges of orange objects turn brown after compression
+            d.cls = "cookie" if d.area > 40 * s * s and asp < 1.6 and d.fill > 0.65 else "detail"
         elif c == "pink":
-            d.cls = "mouth"
+            # (pink slivers a few px in size are blends at the edges of red or orange objects)
+            d.cls = "mouth" if d.area > 12 * s * s else "detail"
         else:  # a palette colour
             edge = d.bbox[0] <= 3 * s or d.bbox[2] >= W - 1 - 3 * s
-            if edge and c in ("red", "green") and d.h > 1.4 * d.w and d.area < 60 * s * s and not on_floor \
-                    and d.fill > 0.7:
+            # a switch hangs on the side wall, its soft bottom 2 px above the floor (the bounding box may
+            # smear down to it); a body at the border stands on the floor
+            if edge and c in ("red", "green") and d.h > 1.4 * d.w and d.area < 60 * s * s \
+                    and d.y + d.h / 2 < floor - s and d.fill > 0.7:
                 d.cls = "switch"
             elif asp > 1.55 and d.fill > 0.7:
                 d.cls = "block"

@@ -113,10 +113,10 @@ class GeneratorSource:
     """Synthetic clips from the generator (no watermark), cycling through step counts and guidance scales."""
 
     def __init__(self, steps: Iterable[int] = (8, 12, 16, 24), guidance: Iterable[float] = (2.0, 3.0, 4.0, 5.0),
-                 checkpoint: str | None = None, size: int = 64, n_frames: int = 17):
+                 checkpoint: str | None = None, size: int = 64, n_frames: int = 17, vae_checkpoint: str | None = None):
         from generator import load_pipeline
 
-        self.pipe = load_pipeline(checkpoint)
+        self.pipe = load_pipeline(checkpoint, vae_checkpoint=vae_checkpoint)
         self.steps, self.guidance = list(steps), list(guidance)
         self.size, self.n_frames = size, n_frames
         self.last: dict = {}

@@ -24,7 +24,7 @@ from .dit import DiT
 from .flow import sample
 from .text import MAX_PROMPT_CHARS, TextEncoder, get_text_encoder
 from .vae import VideoVAE
-from .weights import DIT_FILE, VAE_FILE, file_sha256, load_dit, load_vae
+from .weights import DIT_FILE, VAE_FILE, encoder_fingerprint, file_sha256, load_dit, load_vae
 
 GENERATOR_NAME = "daas-generator"
 FPS = 8.0  # the frame rate the shipped checkpoint was trained at
@@ -163,6 +163,12 @@ def load_pipeline(checkpoint: str | Path | None = None, vae_checkpoint: str | Pa
             raise DaasError(f"checkpoint {p} not found (train one: daas train --help)")
     vae, stats = load_vae(vae_path)
     dit, meta = load_dit(dit_path)
+    want = meta.get("vae_encoder_sha256")  # absent from DiT files exported before the check existed
+    if want and want != encoder_fingerprint(vae):
+        raise DaasError(f"{dit_path.name} was trained on the latents of another VAE encoder than {vae_path.name}'s")
+    if dit.cfg.latent_channels != vae.cfg.latent_channels:
+        raise DaasError(f"{dit_path.name} works on {dit.cfg.latent_channels} latent channels, "
+                        f"{vae_path.name} makes {vae.cfg.latent_channels}")
     info = {"dit": dit_path.name, "dit_sha256": file_sha256(dit_path), "vae": vae_path.name,
             "vae_sha256": file_sha256(vae_path), "dit_step": meta.get("step")}
     return VideoPipeline(vae, stats, dit, get_text_encoder(), info)

@@ -26,7 +26,8 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from world import FAMILIES, make_clip
 from world.dataset import OnTheFlyWorld, to_tensor
 
-from .config import Bucket, DataConfig, DiTTrainConfig, VAETrainConfig, bucket_name, config_to_dict
+from .config import (Bucket, DataConfig, DiTTrainConfig, VAETrainConfig, bucket_name, config_to_dict,
+                     resolve_precision)
 from .dit import DiT
 from .flow import flow_loss
 from .vae import PatchDiscriminator, VideoVAE, hinge_d_loss, psnr, vae_loss
@@ -387,7 +388,8 @@ def _trainer(cfg, run_dir: Path, use_distributed_sampler: bool = True, limit_val
     if t.threads:
         torch.set_num_threads(t.threads)
     return L.Trainer(
-        accelerator=t.accelerator, devices=t.devices, strategy=t.strategy, precision=t.precision,
+        accelerator=t.accelerator, devices=t.devices, strategy=t.strategy,
+        precision=resolve_precision(t.precision, t.accelerator),
         max_steps=t.max_steps, gradient_clip_val=t.grad_clip or None, val_check_interval=t.val_every,
         check_val_every_n_epoch=None, limit_val_batches=limit_val_batches, num_sanity_val_steps=0,
         use_distributed_sampler=use_distributed_sampler,

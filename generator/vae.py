@@ -5,7 +5,8 @@ encoded alone and every later group of four frames together ("causal"), so an im
 the first latent frame of a clip is the latent of its first image, which is what image-to-video conditions on.
 The first and last layers work on 2x2 pixel patches and the 1/2-resolution layers are 2D (per frame), to keep
 the cost of convolutions low on a CPU; time is mixed by causal 3D convolutions at 1/4 resolution.
-(bf16 autocast makes convolutions ~100x slower with this torch build on this CPU: the VAE trains in fp32.)
+(Training uses bf16 autocast where the CPU computes bf16 natively - AMX / AVX512-BF16, 2-4x faster here - and
+fp32 elsewhere: on an AVX2-only CPU bf16 convolutions are emulated and ~100x slower; see TrainConfig.precision.)
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ class VAEConfig:
     channels: tuple[int, int] = (48, 96)  # widths at 1/2 and 1/4 resolution
     latent_channels: int = 4
     temporal_downsample: int = 2  # number of x2 temporal reductions (2 -> x4)
+    blocks: tuple[int, int] = (1, 1)  # residual blocks per level, at 1/2 and 1/4 resolution
 
 
 class FrameNorm(nn.GroupNorm):
@@ -82,6 +84,10 @@ class ResBlock(nn.Module):
         return x + self.conv2(F.silu(self.norm2(h)))
 
 
+def _blocks(c: int, temporal: bool, n: int) -> list[ResBlock]:
+    return [ResBlock(c, temporal) for _ in range(n)]
+
+
 class TimeDown(nn.Module):
     """Halve time causally: the first frame alone, then pairs (1 + 2m frames -> 1 + m)."""
 
@@ -123,11 +129,11 @@ class PixelShuffle(nn.Module):
 class Encoder(nn.Module):
     def __init__(self, cfg: VAEConfig):
         super().__init__()
-        c1, c2 = cfg.channels
+        (c1, c2), (n1, n2) = cfg.channels, cfg.blocks
         self.net = nn.Sequential(
-            PixelShuffle(down=True), FrameConv(12, c1), ResBlock(c1, False),
-            FrameConv(c1, c2, stride=2), ResBlock(c2, True),
-            *[m for _ in range(cfg.temporal_downsample) for m in (TimeDown(c2), ResBlock(c2, True))],
+            PixelShuffle(down=True), FrameConv(12, c1), *_blocks(c1, False, n1),
+            FrameConv(c1, c2, stride=2), *_blocks(c2, True, n2),
+            *[m for _ in range(cfg.temporal_downsample) for m in (TimeDown(c2), *_blocks(c2, True, n2))],
             _norm(c2), nn.SiLU(), FrameConv(c2, 2 * cfg.latent_channels),
         )
 
@@ -149,11 +155,11 @@ class Upsample2x(nn.Module):
 class Decoder(nn.Module):
     def __init__(self, cfg: VAEConfig):
         super().__init__()
-        c1, c2 = cfg.channels
+        (c1, c2), (n1, n2) = cfg.channels, cfg.blocks
         self.net = nn.Sequential(
-            FrameConv(cfg.latent_channels, c2), ResBlock(c2, True),
-            *[m for _ in range(cfg.temporal_downsample) for m in (TimeUp(c2), ResBlock(c2, True))],
-            Upsample2x(c2, c1), ResBlock(c1, False),
+            FrameConv(cfg.latent_channels, c2), *_blocks(c2, True, n2),
+            *[m for _ in range(cfg.temporal_downsample) for m in (TimeUp(c2), *_blocks(c2, True, n2))],
+            Upsample2x(c2, c1), *_blocks(c1, False, n1),
             _norm(c1), nn.SiLU(), FrameConv(c1, 12), PixelShuffle(down=False),
         )
 

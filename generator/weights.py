@@ -29,6 +29,17 @@ def file_sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
+def encoder_fingerprint(vae: VideoVAE) -> str:
+    """SHA-256 of the VAE encoder's weights in fp16: the identity of a latent space. A DiT works only on the
+    latents of the encoder it was trained with; the decoder may be fine-tuned freely (the hash ignores it), and
+    fp32 training weights hash the same as their shipped fp16 copy."""
+    h = hashlib.sha256()
+    for name, v in sorted(vae.encoder.state_dict().items()):
+        h.update(name.encode())
+        h.update(v.detach().to(torch.float16).contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
 def _cfg_from(cls, d: dict):
     return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items()})
 
@@ -109,6 +120,8 @@ def export_dit(ckpt: str | Path, out: str | Path = DIT_FILE) -> Path:
     blob = torch.load(ckpt, map_location="cpu", weights_only=False)
     cfg = config_from_dict(DiTTrainConfig, blob["hyper_parameters"]["config"])
     sd = {k[4:]: v for k, v in blob["state_dict"].items() if k.startswith("ema.")}
+    vae_file = cfg.vae_checkpoint or VAE_FILE
     meta = {"kind": "dit", "config": cfg.model.__dict__, "step": blob.get("global_step"),
-            "vae_sha256": file_sha256(cfg.vae_checkpoint or VAE_FILE), "data": cfg.data.__dict__}
+            "vae_sha256": file_sha256(vae_file), "vae_encoder_sha256": encoder_fingerprint(load_vae(vae_file)[0]),
+            "data": cfg.data.__dict__}
     return save_weights(out, sd, meta)

@@ -54,6 +54,18 @@ Why this method, and what was tried (measured; 40 clips each unless said, payloa
   bilateral raised the CRF 28 payload from 75% to 100% and CRF 35 from 2.5% to 58%; a 15 px bilateral or a
   Gaussian (sigma 8) high-pass were no better (known-sign z, 40 clips). A full-frame smooth pattern (full-frame
   DCT, u+v <= 10) gave z ~ 1-2: world content dominates those frequencies.
+- Chroma (session 4; Cb/Cr marks at equal RGB MSE: a unit of Cb costs 1.086, Cr 0.825, Y 1.0): known-sign
+  pilot, 40 clips, share of the pattern that survives CRF 35 / 0.5x + CRF 28: Y in the current band 0.41 / 0.28,
+  Cb/Cr in the same band 0.03-0.04 (4:2:0 puts the band near chroma Nyquist: CRF 18 already keeps only 0.74),
+  Cr in 16x16 blocks 0.42 / 0.40 but 5th-percentile z 2.7 / 3.2 (best of six residual filters 3.5 / 3.2) against
+  5.5 / 4.3 for luma; per-clip evidence correlates 0.6-0.8 with luma's, and every Y/chroma budget split lowered
+  the 5th percentile. Not adopted.
+- The CRF 35 and 0.5x misses are all full-frame (the crop search never decides; giving full-frame presence the
+  whole 1e-6 level: 0.81 -> 0.82, 0.67 -> 0.68). What limits is the unknown payload signs: 11/19 and 15/33 of
+  the misses have a known-sign z >= 5.4. Retention depends on the scene (per-clip z correlates 0.88 with mean
+  luma; shifting brightness changes nothing). Codec-in-the-loop per-block reallocation (x264 run inside the
+  embedder, amplitude ~ (retention * weight)^0.5, same PSNR): CRF 35 presence 0.78 -> 0.78, 0.5x 0.60 -> 0.70,
+  CRF 28 payload 1.00 -> 0.97. Not adopted.
 - invisible-watermark (dwtDct, dwtDctSvd) needs >= 256 px, has no detection score, and fails on these clips:
   see the table.
 Measured (benchmarks/watermark_table.py, 100 marked 64x64 world clips delivered as CRF 18, payload / presence):

@@ -2,15 +2,18 @@
 injected artifacts caught, the suite, the report and the CLI."""
 from __future__ import annotations
 
+import copy
 import json
 
 import numpy as np
 import pytest
 
 from benchmarks.inject import ARTIFACTS, TARGET, inject
-from benchmarks.metrics import METRICS, measure
+from benchmarks.metrics import METRICS, measure, prompt_adherence
 from benchmarks.perception import match_truth, perceive
-from world import make_clip, split_seeds
+from world import PALETTE, make_clip, render, split_seeds
+from world.captions import a as a_noun
+from world.scenes import Track
 
 SEEDS = split_seeds("bench", 3, offset=95_000)
 
@@ -145,14 +148,118 @@ def test_flicker():
     assert _violations(_draw([{"rgb": RED, "xy": _roll()}], flicker=6.0))[0]["flicker"] == 1
 
 
+def _prompt_whats(frames, prompt) -> list[str]:
+    return [v.what for v in prompt_adherence(perceive(frames), prompt)[1]]
+
+
 def test_prompt_adherence():
     frames = _draw([{"rgb": RED, "xy": _roll(x0=10)}, {"rgb": BLUE, "xy": _roll(x0=40, v=0.0)}])
     ok = "a red ball to the left of a blue ball; a red ball rolls to the right"
     assert _violations(frames, ok)[0]["prompt"] == 0
-    assert _violations(frames, "a red ball to the right of a blue ball")[0]["prompt"] == 1
-    assert _violations(frames, "a red ball rolls to the left")[0]["prompt"] == 1
-    assert _violations(frames, "a green ball and a red ball")[0]["prompt"] == 1
-    assert _violations(frames, "three objects: a red ball and a blue ball")[0]["prompt"] == 1
+    assert _prompt_whats(frames, "a red ball to the right of a blue ball") == [
+        "red ball is not to the right of the blue ball"]
+    assert _prompt_whats(frames, "a red ball rolls to the left past a blue ball") == ["moves right, the prompt says left"]
+    assert len(_prompt_whats(frames, "a green ball and a red ball")) == 2  # no green ball; a blue one unnamed
+    assert _prompt_whats(frames, "three objects: a red ball and a blue ball") == ["2 objects, the prompt says three"]
+
+
+# ----------------------------------------------------------------------------------------------
+# prompt adherence on world clips: all that the caption names and nothing else
+
+
+def _redrawn(clip, edit) -> np.ndarray:
+    """The clip rendered again after edit(scene): same style and sensor noise, only the edit's pixels change."""
+    scene = copy.deepcopy(clip.scene)
+    edit(scene)
+    return render(scene, clip.style)[0]
+
+
+def test_prompt_names_every_object_with_its_count():
+    clip = next(c for c in (make_clip(sd, "fall") for sd in split_seeds("bench", 40, offset=95_000))
+                if len(c.scene.tracks) == 2)
+    a, b = clip.scene.tracks
+    free = next(c for c in PALETTE if c not in (a.colour, b.colour))
+    p = perceive(clip.frames, clip.fps)
+    passes = lambda prompt: not prompt_adherence(p, prompt)[1]
+    assert all(passes(c) for c in clip.captions)
+    assert not passes(clip.caption.replace(a.colour, free))  # another colour
+    assert not passes(f"{a_noun(a)} falls and bounces")  # the other object is not in the prompt
+    assert not passes(f"two {a.colour} {a.cls}s and {a_noun(b)} fall and bounce")  # a wrong count
+    assert not passes(f"{a_noun(a)}, {a_noun(b)} and a {free} ball fall and bounce")  # an object that is not there
+    assert not passes(f"seen from above, {a_noun(a)} and {a_noun(b)} bounce off the walls")  # the wrong view
+    assert not passes(f"{a_noun(a)} rolls to the right and {a_noun(b)} rolls to the left")  # the wrong motion
+
+
+def test_prompt_fails_an_extra_object_but_not_a_flash():
+    clip = make_clip(SEEDS[0], "roll")
+    T, s = clip.frames.shape[0], clip.spec.scale
+    free = next(c for c in PALETTE if c != clip.scene.tracks[0].colour)
+
+    def extra(frames_seen):
+        def edit(scene):
+            pos = np.full((T, 2), -1e4)  # far outside the frame: not drawn
+            pos[frames_seen] = [clip.spec.width / 2, 16 * s]
+            scene.tracks.append(Track(9, "ball", free, 5 * s, 0.0, pos, np.zeros((T, 2)), np.zeros(T)))
+        return _redrawn(clip, edit)
+
+    assert not _prompt_whats(clip.frames, clip.caption)
+    whats = _prompt_whats(extra(slice(None)), clip.caption)
+    assert len(whats) == 1 and whats[0].startswith(f"objects the prompt does not name: 1 {free}")
+    assert not _prompt_whats(extra(slice(8, 10)), clip.caption)  # two frames: a glitch (permanence's), not an object
+
+
+def _relit_candle(clip):  # the flame painted back after the puff
+    return next(inj.frames for k in range(20) if (inj := inject(clip, "candle_relight", k)) is not None)
+
+
+def _regrown_cookie(clip):
+    return next(inj.frames for k in range(20) if (inj := inject(clip, "cookie_regrow", k)) is not None)
+
+
+def _dark_lamp(clip):
+    return _redrawn(clip, lambda scene: scene.track("lamp").state["lit"].fill(False))
+
+
+def _standing_block(clip):
+    def edit(scene):
+        blk = scene.track("block")
+        blk.pos[:], blk.vel[:], blk.angle[:] = blk.pos[0], 0.0, 0.0
+    return _redrawn(clip, edit)
+
+
+def _ball_out_of_reach(clip):  # the second ball hangs in the air above the first one's path
+    def edit(scene):
+        scene.tracks[1].pos[:, 1] -= 30 * clip.spec.scale
+    return _redrawn(clip, edit)
+
+
+@pytest.mark.parametrize("family,breaks,what", [
+    ("candle", _relit_candle, "the candle is not lit, then out"),
+    ("cookie", _regrown_cookie, "the cookie is not whole, then bitten"),
+    ("switch", _dark_lamp, "the lamp is not off, then lit"),
+    ("knock", _standing_block, "the block is not upright, then down"),
+    ("collision", _ball_out_of_reach, "never touches"),
+])
+def test_prompt_needs_the_named_event(family, breaks, what):
+    clip = make_clip(SEEDS[0], family)
+    assert not _prompt_whats(clip.frames, clip.caption)
+    whats = _prompt_whats(breaks(clip), clip.caption)
+    assert len(whats) == 1 and what in whats[0], whats
+
+
+def test_prompt_of_another_family_fails():
+    """World clips against another family's caption that names the same objects (and direction)."""
+    for family, other in [("roll", "a {n} is thrown to the {d} and arcs down"),
+                          ("roll", "a {n} falls and bounces once"),
+                          ("roll", "a {n} rolls behind a gray wall and comes out the other side"),
+                          ("projectile", "a {n} falls and bounces once"),
+                          ("fall", "seen from above, a {n} bounces off the walls"),
+                          ("occlusion", "a {n} rolls to the {d}")]:
+        clip = make_clip(SEEDS[1], family)
+        t = clip.scene.tracks[0]
+        prompt = other.format(n=f"{t.colour} {t.cls}", d="right" if t.vel[0, 0] > 0 else "left")
+        assert not _prompt_whats(clip.frames, clip.caption)
+        assert _prompt_whats(clip.frames, prompt), (family, prompt)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -238,6 +238,16 @@ def test_adversarial_finetune_starts_from_a_plain_run(tmp_path):
     assert sum(p.numel() for p in vae.parameters()) == sum(v.numel() for k, v in start.items() if k.startswith("vae."))
 
 
+def test_auto_precision_is_bf16_only_where_the_cpu_has_it():
+    from generator.config import resolve_precision
+
+    amx = "flags\t\t: fpu avx2 avx512f avx512_bf16 amx_bf16 amx_tile\n"
+    avx2 = "flags\t\t: fpu sse4_2 avx avx2 fma\n"
+    assert resolve_precision("auto", "cpu", amx) == "bf16-mixed"
+    assert resolve_precision("auto", "cpu", avx2) == "32-true"  # emulated bf16 would be ~100x slower
+    assert resolve_precision("32-true", "cpu", amx) == "32-true"  # an explicit choice stands
+
+
 def test_cosine_schedule_warms_up_then_decays_to_its_floor():
     from generator.config import TrainConfig
     from generator.training import _schedule
@@ -323,6 +333,39 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path):
 
     with pytest.raises(DaasError, match="unreadable"):
         load_dit(bad)
+
+
+def test_pipeline_refuses_a_dit_trained_on_another_latent_space(tmp_path):
+    from generator import load_pipeline
+    from generator.weights import encoder_fingerprint, save_weights
+
+    torch.manual_seed(0)
+    vae, other = VideoVAE(TINY_VAE), VideoVAE(TINY_VAE)
+    # fp32 weights and their fp16 copy are one latent space; a decoder change keeps it, an encoder change not
+    half = VideoVAE(TINY_VAE)
+    half.load_state_dict({k: v.half().float() for k, v in vae.state_dict().items()})
+    assert encoder_fingerprint(half) == encoder_fingerprint(vae)
+    tuned = VideoVAE(TINY_VAE)
+    tuned.load_state_dict(vae.state_dict())
+    with torch.no_grad():
+        next(tuned.decoder.parameters()).add_(1.0)
+    assert encoder_fingerprint(tuned) == encoder_fingerprint(vae)
+    assert encoder_fingerprint(other) != encoder_fingerprint(vae)
+
+    stats = {"latent_mean": torch.zeros(4), "latent_std": torch.ones(4)}
+    vae_file = save_weights(tmp_path / "vae.safetensors", dict(vae.state_dict(), **stats),
+                            {"kind": "vae", "config": TINY_VAE.__dict__})
+    dit = DiT(DiTConfig(**{**TINY_DIT.__dict__, "latent_channels": 4}))
+    for name, enc in (("ok", vae), ("other", other)):
+        save_weights(tmp_path / f"dit_{name}.safetensors", dit.state_dict(),
+                     {"kind": "dit", "config": dit.cfg.__dict__, "vae_encoder_sha256": encoder_fingerprint(enc)})
+    assert load_pipeline(tmp_path / "dit_ok.safetensors", vae_file).vae is not None
+    with pytest.raises(DaasError, match="another VAE encoder"):
+        load_pipeline(tmp_path / "dit_other.safetensors", vae_file)
+    wide = DiT(DiTConfig(**{**TINY_DIT.__dict__, "latent_channels": 8}))
+    save_weights(tmp_path / "dit_wide.safetensors", wide.state_dict(), {"kind": "dit", "config": wide.cfg.__dict__})
+    with pytest.raises(DaasError, match="8 latent channels"):
+        load_pipeline(tmp_path / "dit_wide.safetensors", vae_file)
 
 
 @shipped

@@ -117,7 +117,7 @@ def test_any_frame_size(size):
 
 
 def test_p_value_bound_and_inputs():
-    # the presence bound is exact: p = 2 * 2^40 * exp(-z^2 / 2), capped at 1
+    # an empty frame carries no evidence: the presence and payload bounds both give p = 1 (capped)
     d = wm.detect_canonical(np.zeros((wm.N, wm.N)), KEY)
     assert not d.detected and d.p_value == 1.0
     assert wm.crc8(np.array([1, 0, 1, 1] * 8)).shape == (8,)

@@ -67,7 +67,7 @@ def _cap_fall(scene: Scene) -> list[str]:
     names = _join([a(t) for t in ts])
     caps = [f"{names} fall and bounce", f"{NUMBERS[len(ts)]} objects fall to the floor: {names}"]
     rel = relation(scene, ts[0], ts[1])
-    if rel:
+    if rel and len(ts) == 2:  # a caption names every object of its clip ("both" of two, not two of three)
         caps.insert(1, f"{rel}, both falling")
     return caps
 
@@ -95,7 +95,7 @@ def _cap_topdown(scene: Scene) -> list[str]:
         caps = [f"seen from above, {names} bounce off the walls and each other",
                 f"{NUMBERS[len(ts)]} objects move on a table: {names}"]
         rel = relation(scene, ts[0], ts[1])
-        if rel:
+        if rel and len(ts) == 2:  # a caption names every object of its clip
             caps.append(f"seen from above, {rel}")
     return caps
 
