@@ -1,7 +1,8 @@
 """Quality figures of the generator's model card, on held-out data:
 
 - VAE: reconstruction PSNR on test-split world clips (whole frame, and the pixels of moving objects), and the
-  share of reconstructions passing every prompt check (a ceiling for any DiT on this latent space);
+  share of reconstructions passing every prompt check (a ceiling for any DiT on this latent space) and the
+  class accuracy of the objects perception reads off them, matched to the world's truth (shapes kept or lost);
 - DiT: prompt adherence (every object the prompt names, with its count, and no other; the view, directions,
   motions, contacts and the causal set-ups' lasting states: benchmarks.metrics.prompt_adherence) and object
   permanence (no appearance or disappearance without cause, on occlusion-free prompts), measured by the
@@ -49,8 +50,9 @@ def vae_quality(vae, n: int = 64) -> dict:
     from world.dataset import to_tensor
 
     from .metrics import measure_clip
+    from .perception import match_truth, perceive
 
-    whole, moving, prompt_ok = [], [], []
+    whole, moving, prompt_ok, cls_ok, n_cls = [], [], [], 0, 0
     for seed in split_seeds("test", n):
         clip = make_clip(seed)
         f = clip.frames
@@ -63,8 +65,12 @@ def vae_quality(vae, n: int = 64) -> dict:
         if mask.any():
             moving.append(10 * np.log10(255 ** 2 / max(np.mean(((x - y) ** 2)[mask]), 1e-10)))
         prompt_ok.append(measure_clip(r, clip.fps, clip.caption)["metrics"]["prompt"]["violations"] == 0)
+        m = match_truth(perceive(r, clip.fps), clip.truth())
+        cls_ok, n_cls = cls_ok + m["cls_ok"], n_cls + m["n_cls"]
     return {"clips": n, "psnr_db": float(np.mean(whole)), "psnr_db_min": float(np.min(whole)),
             "psnr_moving_objects_db": float(np.mean(moving)) if moving else None,
+            # each true object's class (ball, square, triangle, block, props) read off the reconstruction
+            "object_class_accuracy": cls_ok / max(n_cls, 1),
             "reconstruction_prompt_all_checks_pass": float(np.mean(prompt_ok))}
 
 

@@ -125,3 +125,15 @@ def export_dit(ckpt: str | Path, out: str | Path = DIT_FILE) -> Path:
             "vae_sha256": file_sha256(vae_file), "vae_encoder_sha256": encoder_fingerprint(load_vae(vae_file)[0]),
             "data": cfg.data.__dict__}
     return save_weights(out, sd, meta)
+
+
+def dit_init_checkpoint(weights: str | Path, out: str | Path) -> Path:
+    """Shipped DiT weights -> a Lightning-style checkpoint for `train.init_from` (the raw weights and the EMA
+    both start from them), so a new run can continue a shipped model with another recipe."""
+    dit, meta = load_dit(weights)
+    sd = dit.state_dict()
+    state = {**{f"dit.{k}": v for k, v in sd.items()}, **{f"ema.{k}": v.clone() for k, v in sd.items()}}
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"state_dict": state, "daas": {"from": str(weights), "step": meta.get("step")}}, out)
+    return out

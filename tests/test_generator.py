@@ -337,35 +337,50 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path):
 
 def test_pipeline_refuses_a_dit_trained_on_another_latent_space(tmp_path):
     from generator import load_pipeline
-    from generator.weights import encoder_fingerprint, save_weights
+    from generator.weights import encoder_fingerprint, load_vae, save_weights
 
-    torch.manual_seed(0)
-    vae, other = VideoVAE(TINY_VAE), VideoVAE(TINY_VAE)
-    # fp32 weights and their fp16 copy are one latent space; a decoder change keeps it, an encoder change not
-    half = VideoVAE(TINY_VAE)
-    half.load_state_dict({k: v.half().float() for k, v in vae.state_dict().items()})
-    assert encoder_fingerprint(half) == encoder_fingerprint(vae)
-    tuned = VideoVAE(TINY_VAE)
-    tuned.load_state_dict(vae.state_dict())
+    vae_file = _tiny_vae_weights(tmp_path)
+    vae = load_vae(vae_file)[0]
+    # the shipped fp16 copy and the fp32 training weights are one latent space; so is a fine-tuned decoder
+    fp32 = VideoVAE(TINY_VAE)
+    fp32.load_state_dict(vae.state_dict())
     with torch.no_grad():
-        next(tuned.decoder.parameters()).add_(1.0)
-    assert encoder_fingerprint(tuned) == encoder_fingerprint(vae)
+        next(fp32.decoder.parameters()).add_(1.0)
+        next(fp32.encoder.parameters()).add_(1e-5)  # below fp16 resolution: the same latents
+    assert encoder_fingerprint(fp32) == encoder_fingerprint(vae)
+    other = VideoVAE(TINY_VAE)
     assert encoder_fingerprint(other) != encoder_fingerprint(vae)
 
-    stats = {"latent_mean": torch.zeros(4), "latent_std": torch.ones(4)}
-    vae_file = save_weights(tmp_path / "vae.safetensors", dict(vae.state_dict(), **stats),
-                            {"kind": "vae", "config": TINY_VAE.__dict__})
-    dit = DiT(DiTConfig(**{**TINY_DIT.__dict__, "latent_channels": 4}))
+    dit = DiT(TINY_DIT)
     for name, enc in (("ok", vae), ("other", other)):
         save_weights(tmp_path / f"dit_{name}.safetensors", dit.state_dict(),
                      {"kind": "dit", "config": dit.cfg.__dict__, "vae_encoder_sha256": encoder_fingerprint(enc)})
-    assert load_pipeline(tmp_path / "dit_ok.safetensors", vae_file).vae is not None
+    assert load_pipeline(tmp_path / "dit_ok.safetensors", vae_file).dit is not None
     with pytest.raises(DaasError, match="another VAE encoder"):
         load_pipeline(tmp_path / "dit_other.safetensors", vae_file)
     wide = DiT(DiTConfig(**{**TINY_DIT.__dict__, "latent_channels": 8}))
     save_weights(tmp_path / "dit_wide.safetensors", wide.state_dict(), {"kind": "dit", "config": wide.cfg.__dict__})
     with pytest.raises(DaasError, match="8 latent channels"):
         load_pipeline(tmp_path / "dit_wide.safetensors", vae_file)
+
+
+def test_a_new_run_starts_from_shipped_dit_weights(tmp_path):
+    from generator.config import DiTTrainConfig
+    from generator.training import DiTModule, _init_weights
+    from generator.weights import dit_init_checkpoint, load_dit, save_weights
+
+    torch.manual_seed(0)
+    shipped = save_weights(tmp_path / "dit.safetensors", DiT(TINY_DIT).state_dict(),
+                           {"kind": "dit", "config": TINY_DIT.__dict__, "step": 7})
+    cfg = DiTTrainConfig(model=TINY_DIT)
+    cfg.train.init_from = str(dit_init_checkpoint(shipped, tmp_path / "init.ckpt"))
+    cfg.train.run_dir = str(tmp_path / "run")
+    module = DiTModule(cfg)  # randomly initialised ...
+    _init_weights(module, cfg)  # ... then the shipped weights, for the model and its EMA
+    ref = load_dit(shipped)[0].state_dict()
+    for part in (module.dit, module.ema):
+        got = part.state_dict()
+        assert all(torch.equal(got[k], ref[k]) for k in ref)
 
 
 @shipped
