@@ -84,10 +84,12 @@ def dit_quality(pipe, n: int = 64, steps: int = 16, guidance: float = 4.0) -> di
         clip = make_clip(seed)
         prompt = clip.caption
         frames = pipe(prompt, num_inference_steps=steps, guidance_scale=guidance, seed=seed)
-        m = measure_clip(frames, pipe.fps, prompt)["metrics"]
+        res = measure_clip(frames, pipe.fps, prompt)
+        m = res["metrics"]
         rows.append({"family": clip.spec.family, "prompt": prompt,
                      "adherence": m["prompt"]["value"], "prompt_ok": m["prompt"]["violations"] == 0,
-                     "permanence_ok": m["permanence"]["violations"] == 0})
+                     "permanence_ok": m["permanence"]["violations"] == 0,
+                     "prompt_misses": [v["what"] for v in res["violations"] if v["metric"] == "prompt"]})
     fams = sorted({r["family"] for r in rows})
     no_occ = [r for r in rows if r["family"] != "occlusion"]
     return {
