@@ -367,7 +367,8 @@ def test_generator_source_asks_for_unwatermarked_clips(monkeypatch):
             calls.append((prompt, kw))
             return np.zeros((kw["num_frames"], kw["height"], kw["width"], 3), np.uint8)
 
-    monkeypatch.setattr(generator, "load_pipeline", lambda checkpoint=None: FakePipe(), raising=False)
+    monkeypatch.setattr(generator, "load_pipeline", lambda checkpoint=None, vae_checkpoint=None: FakePipe(),
+                        raising=False)
     src = D.fake_source_for("generator", steps=[8, 24], guidance=[2.0, 5.0])
     for s in range(12):
         assert src("a red ball falls", s).shape == (17, 64, 64, 3)
