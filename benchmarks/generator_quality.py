@@ -49,7 +49,7 @@ def vae_quality(vae, n: int = 64) -> dict:
     from world import make_clip, split_seeds
     from world.dataset import to_tensor
 
-    from .metrics import measure_clip
+    from .metrics import measure
     from .perception import match_truth, perceive
 
     whole, moving, prompt_ok, cls_ok, n_cls = [], [], [], 0, 0
@@ -64,8 +64,9 @@ def vae_quality(vae, n: int = 64) -> dict:
         mask = np.abs(x - np.median(x, axis=0, keepdims=True)).max(-1) > 30
         if mask.any():
             moving.append(10 * np.log10(255 ** 2 / max(np.mean(((x - y) ** 2)[mask]), 1e-10)))
-        prompt_ok.append(measure_clip(r, clip.fps, clip.caption)["metrics"]["prompt"]["violations"] == 0)
-        m = match_truth(perceive(r, clip.fps), clip.truth())
+        p = perceive(r, clip.fps)  # once, for the prompt checks and the truth match
+        prompt_ok.append(measure(p, r, clip.caption)["metrics"]["prompt"]["violations"] == 0)
+        m = match_truth(p, clip.truth())
         cls_ok, n_cls = cls_ok + m["cls_ok"], n_cls + m["n_cls"]
     return {"clips": n, "psnr_db": float(np.mean(whole)), "psnr_db_min": float(np.min(whole)),
             "psnr_moving_objects_db": float(np.mean(moving)) if moving else None,
