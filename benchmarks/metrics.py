@@ -690,12 +690,15 @@ def prompt_adherence(p: Perception, prompt: str | None) -> tuple[float | None, l
     for cls in sorted(props):
         have = _how_many([t for t in objs if t.cls == cls], T)
         checks.append(None if have == 1 else _prompt_violation(f"{cls}: {have} in the clip, the prompt's scene has one"))
-    # extra: per colour, objects beyond those the prompt names in it (a named object seen with another shape
-    # fails the check above, not this one); props of another set-up
+    # extra: per colour, objects of shapes the prompt does not name in it, less those standing in for a missing
+    # named one (a named object seen with another shape, or one too many of a named shape, fails the count
+    # check above and only that one); props of another set-up
     extra = []
     for colour in sorted({t.colour for t in shapes}):
-        trs = [t for t in shapes if t.colour == colour]
-        n = _how_many(trs, T) - sum(k for (c, _), k in named.items() if c == colour)
+        trs = [t for t in shapes if t.colour == colour and (colour, t.cls) not in named]
+        missing = sum(max(0, k - _how_many([t for t in shapes if t.colour == c and t.cls == sh], T))
+                      for (c, sh), k in named.items() if c == colour)
+        n = _how_many(trs, T) - missing
         if n > 0:
             extra.append(f"{n} {colour} ({'/'.join(sorted({t.cls for t in trs}))})")
     for cls in sorted({t.cls for t in objs if t not in shapes} - props):
@@ -727,8 +730,9 @@ def prompt_adherence(p: Perception, prompt: str | None) -> tuple[float | None, l
     dirs = _DIR.findall(_REL.sub(" ", text))
     if dirs and main is not None:
         dx = main.dets[main.last].x - main.dets[main.first].x
+        moved = "does not move sideways" if abs(dx) < 2 * s else f"moves {'right' if dx > 0 else 'left'}"
         checks.append(None if dx * (1 if dirs[0] == "right" else -1) >= 2 * s else _prompt_violation(
-            f"moves {'right' if dx > 0 else 'left'}, the prompt says {dirs[0]}", main, main.last))
+            f"{moved}, the prompt says {dirs[0]}", main, main.last))
 
     # motions and events
     for pattern, who, ok, what in _MOTIONS:

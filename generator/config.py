@@ -152,8 +152,14 @@ def native_bf16(accelerator: str = "cpu", cpuinfo: str | None = None) -> bool:
     return any(f in cpuinfo.split() for f in ("avx512_bf16", "amx_bf16"))
 
 
+# "auto" and the precisions Lightning accepts (the older aliases "32", "16", "bf16" included)
+PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed", "bf16-true", "16-true", "64-true", "32", "16", "bf16", "64")
+
+
 def resolve_precision(precision: str, accelerator: str = "cpu", cpuinfo: str | None = None) -> str:
     """A Lightning precision; "auto" is bf16-mixed where bf16 is native, else 32-true."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"train.precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
     if precision != "auto":
         return precision
     return "bf16-mixed" if native_bf16(accelerator, cpuinfo) else "32-true"

@@ -208,6 +208,15 @@ def test_prompt_fails_an_extra_object_but_not_a_flash():
     assert not _prompt_whats(extra(slice(8, 10)), clip.caption)  # two frames: a glitch (permanence's), not an object
 
 
+def test_prompt_counts_one_miss_once():
+    """One object too many of a named kind fails the count check alone; one of another shape fails "extra"."""
+    two_red = _draw([{"rgb": RED, "xy": _roll(x0=10)}, {"rgb": RED, "xy": _roll(x0=40, v=0.0)}])
+    assert _prompt_whats(two_red, "a red ball") == ["red ball: 2 in the clip, the prompt says 1"]
+    assert _prompt_whats(two_red, "two red balls") == []
+    assert _prompt_whats(two_red, "a red ball and a blue ball") == [  # the second red ball stands in for the blue
+        "red ball: 2 in the clip, the prompt says 1", "blue ball: 0 in the clip, the prompt says 1"]
+
+
 def _relit_candle(clip):  # the flame painted back after the puff
     return next(inj.frames for k in range(20) if (inj := inject(clip, "candle_relight", k)) is not None)
 

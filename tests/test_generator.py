@@ -246,6 +246,8 @@ def test_auto_precision_is_bf16_only_where_the_cpu_has_it():
     assert resolve_precision("auto", "cpu", amx) == "bf16-mixed"
     assert resolve_precision("auto", "cpu", avx2) == "32-true"  # emulated bf16 would be ~100x slower
     assert resolve_precision("32-true", "cpu", amx) == "32-true"  # an explicit choice stands
+    with pytest.raises(ValueError, match="auto"):  # a typo names every choice, "auto" included
+        resolve_precision("bf16mixed", "cpu", amx)
 
 
 def test_cosine_schedule_warms_up_then_decays_to_its_floor():
