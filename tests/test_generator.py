@@ -385,6 +385,29 @@ def test_a_new_run_starts_from_shipped_dit_weights(tmp_path):
         assert all(torch.equal(got[k], ref[k]) for k in ref)
 
 
+def test_a_dit_for_a_new_latent_space_keeps_the_old_body(tmp_path):
+    from generator.config import DiTTrainConfig
+    from generator.training import DiTModule, _init_weights
+    from generator.weights import dit_init_checkpoint, load_dit, save_weights
+
+    torch.manual_seed(0)
+    shipped = save_weights(tmp_path / "dit.safetensors", DiT(TINY_DIT).state_dict(),
+                           {"kind": "dit", "config": TINY_DIT.__dict__})
+    wide = DiTConfig(**{**TINY_DIT.__dict__, "latent_channels": 8})
+    cfg = DiTTrainConfig(model=wide)
+    cfg.train.init_from = str(dit_init_checkpoint(shipped, tmp_path / "init.ckpt", model=wide))
+    cfg.train.run_dir = str(tmp_path / "run")
+    module = DiTModule(cfg)
+    _init_weights(module, cfg)
+    old, got = load_dit(shipped)[0].state_dict(), module.dit.state_dict()
+    same = [k for k in got if k in old and old[k].shape == got[k].shape]
+    assert len(same) >= len(got) - 3 and all(torch.equal(got[k], old[k].float()) for k in same)
+    assert got["x_embed.weight"].shape[1] != old["x_embed.weight"].shape[1]  # the latent patch embedding is new
+    assert torch.all(got["final.linear.weight"] == 0)  # and the final projection zero-initialised, as in DiT
+    x = torch.randn(2, 8, 5, 16, 16)
+    assert module.dit(x, torch.rand(2), torch.randn(2, 7, 384), torch.ones(2, 7, dtype=torch.bool)).shape == x.shape
+
+
 @shipped
 def test_generate_cli_signs_watermarks_and_never_overwrites(tmp_path, monkeypatch):
     monkeypatch.setenv("DAAS_HOME", str(tmp_path / "home"))
