@@ -135,8 +135,7 @@ def dit_init_checkpoint(weights: str | Path, out: str | Path, model: DiTConfig |
     (seeded) and every tensor of the old one whose name and shape fit is carried over: the transformer body,
     the text and timestep embedders; the rest (the latent patch embedding, the zero-initialised final
     projection) start fresh. Measured (session 5): a 16-channel DiT started this way from the 4-channel one
-    reached at step 400 the training loss of a fresh start at step ~750, and better prompt adherence than
-    the fresh start at step 1,900.
+    reached the validation loss of a fresh start's step 2,000 at step ~1,000 (generator/weights/MODEL_CARD.md).
     """
     dit, meta = load_dit(weights)
     sd = {k: v.float() for k, v in dit.state_dict().items()}
