@@ -138,15 +138,17 @@ def dit_init_checkpoint(weights: str | Path, out: str | Path, model: DiTConfig |
     reached the validation loss of a fresh start's step 2,000 at step ~1,000 (generator/weights/MODEL_CARD.md).
     """
     dit, meta = load_dit(weights)
-    sd = {k: v.float() for k, v in dit.state_dict().items()}
+    sd = dit.state_dict()
     fresh: list[str] = []
     if model is not None:
         torch.manual_seed(seed)
         new = DiT(model).state_dict()
         fresh = [k for k, v in new.items() if k not in sd or sd[k].shape != v.shape]
-        sd = {k: (v if k in fresh else sd[k]) for k, v in new.items()}
+        sd = {**new, **{k: sd[k] for k in new.keys() - set(fresh)}}
     state = {**{f"dit.{k}": v for k, v in sd.items()}, **{f"ema.{k}": v.clone() for k, v in sd.items()}}
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"state_dict": state, "daas": {"from": str(weights), "step": meta.get("step"), "fresh": fresh}}, out)
+    tmp = out.with_suffix(".tmp")
+    torch.save({"state_dict": state, "daas": {"from": str(weights), "step": meta.get("step"), "fresh": fresh}}, tmp)
+    tmp.replace(out)
     return out
