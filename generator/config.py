@@ -101,6 +101,15 @@ class DataConfig:
         return counts
 
 
+# "auto" and the precisions Lightning accepts (the older aliases "32", "16", "bf16" included)
+PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed", "bf16-true", "16-true", "64-true", "32", "16", "bf16", "64")
+
+
+def check_precision(precision: str) -> None:
+    if precision not in PRECISIONS:
+        raise ValueError(f"train.precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
+
+
 @dataclass
 class TrainConfig:
     max_steps: int = 2000
@@ -135,6 +144,9 @@ class TrainConfig:
     strategy: str = "auto"
     threads: int = 0  # torch threads per process; 0 = torch's default
 
+    def __post_init__(self):
+        check_precision(self.precision)  # at load time: a typo must not cost a data set's encoding first
+
 
 def native_bf16(accelerator: str = "cpu", cpuinfo: str | None = None) -> bool:
     """Whether bf16 runs natively on this accelerator (measured: AMX/AVX512-BF16 CPUs 2.2 TFLOP/s bf16 matmul
@@ -152,14 +164,9 @@ def native_bf16(accelerator: str = "cpu", cpuinfo: str | None = None) -> bool:
     return any(f in cpuinfo.split() for f in ("avx512_bf16", "amx_bf16"))
 
 
-# "auto" and the precisions Lightning accepts (the older aliases "32", "16", "bf16" included)
-PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed", "bf16-true", "16-true", "64-true", "32", "16", "bf16", "64")
-
-
 def resolve_precision(precision: str, accelerator: str = "cpu", cpuinfo: str | None = None) -> str:
     """A Lightning precision; "auto" is bf16-mixed where bf16 is native, else 32-true."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"train.precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
+    check_precision(precision)
     if precision != "auto":
         return precision
     return "bf16-mixed" if native_bf16(accelerator, cpuinfo) else "32-true"
