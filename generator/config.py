@@ -143,6 +143,10 @@ class TrainConfig:
     devices: int = 1
     strategy: str = "auto"
     threads: int = 0  # torch threads per process; 0 = torch's default
+    # DiT: compile each transformer block with torch.compile (inductor). Measured on 2 CPU cores, batch 8 at
+    # 17x64x64: 0.76 s/step against 1.02 eager (compiling the whole model: 0.91); the first step of each
+    # bucket pays ~1-2 minutes of compilation. The weights and checkpoints are the same either way.
+    compile: bool = False
 
     def __post_init__(self):
         check_precision(self.precision)  # at load time: a typo must not cost a data set's encoding first

@@ -307,6 +307,9 @@ class DiTModule(L.LightningModule):
         self.dit = DiT(cfg.model)
         self.ema = copy.deepcopy(self.dit).requires_grad_(False)
         self._text = None
+        if cfg.train.compile:  # in place: parameter names, checkpoints and the EMA copy stay as they are
+            for block in self.dit.blocks:
+                block.compile()
 
     @property
     def text(self):

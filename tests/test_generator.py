@@ -408,6 +408,28 @@ def test_a_dit_for_a_new_latent_space_keeps_the_old_body(tmp_path):
     assert module.dit(x, torch.rand(2), torch.randn(2, 7, 384), torch.ones(2, 7, dtype=torch.bool)).shape == x.shape
 
 
+def test_compiled_blocks_keep_checkpoint_names_and_the_eager_result():
+    from generator.config import DiTTrainConfig
+    from generator.training import DiTModule
+
+    torch.manual_seed(0)
+    eager = DiTModule(DiTTrainConfig(model=TINY_DIT))
+    cfg = DiTTrainConfig(model=TINY_DIT)
+    cfg.train.compile = True
+    compiled = DiTModule(cfg)
+    assert list(compiled.state_dict()) == list(eager.state_dict())  # resume and export read the same names
+    compiled.load_state_dict(eager.state_dict())
+    for m in (eager.dit, compiled.dit):  # a non-zero output: the zero-initialised final layer would hide a bug
+        torch.nn.init.normal_(m.final.linear.weight, std=0.1)
+        torch.nn.init.normal_(m.t_block[-1].weight, std=0.1)
+    compiled.load_state_dict(eager.state_dict())
+    x, t = torch.randn(2, 4, 2, 8, 8), torch.rand(2)
+    text, mask = torch.randn(2, 5, 384), torch.ones(2, 5, dtype=torch.bool)
+    want = eager.dit(x, t, text, mask)
+    got = compiled.dit(x, t, text, mask)
+    assert want.abs().mean() > 0.01 and torch.allclose(got, want, atol=1e-4, rtol=1e-3)
+
+
 @shipped
 def test_generate_cli_signs_watermarks_and_never_overwrites(tmp_path, monkeypatch):
     monkeypatch.setenv("DAAS_HOME", str(tmp_path / "home"))
