@@ -134,7 +134,7 @@ def dit_init_checkpoint(weights: str | Path, out: str | Path, model: DiTConfig |
     With `model` (a DiTConfig that differs, e.g. in latent channels for a new VAE), the new model is built
     (seeded) and every tensor of the old one whose name and shape fit is carried over: the transformer body,
     the text and timestep embedders; the rest (the latent patch embedding, the zero-initialised final
-    projection) start fresh. Measured (session 5): a 16-channel DiT started this way from the 4-channel one
+    projection) start fresh; a model whose transformer blocks differ (width, depth, heads) is refused. Measured (session 5): a 16-channel DiT started this way from the 4-channel one
     reached the validation loss of a fresh start's step 2,000 at step ~1,000 (generator/weights/MODEL_CARD.md).
     """
     dit, meta = load_dit(weights)
@@ -144,6 +144,10 @@ def dit_init_checkpoint(weights: str | Path, out: str | Path, model: DiTConfig |
         torch.manual_seed(seed)
         new = DiT(model).state_dict()
         fresh = [k for k, v in new.items() if k not in sd or sd[k].shape != v.shape]
+        body = [k for k in fresh if k.startswith("blocks.")]
+        if body:  # the point is to keep the trained body; a model it does not fit would start from nothing
+            raise DaasError(f"{weights}: its transformer body does not fit the new model ({len(body)} block "
+                            f"tensors differ, e.g. {body[0]}); only the latent channels may change")
         sd = {**new, **{k: sd[k] for k in new.keys() - set(fresh)}}
     state = {**{f"dit.{k}": v for k, v in sd.items()}, **{f"ema.{k}": v.clone() for k, v in sd.items()}}
     out = Path(out)

@@ -406,6 +406,10 @@ def test_a_dit_for_a_new_latent_space_keeps_the_old_body(tmp_path):
     assert torch.all(got["final.linear.weight"] == 0)  # and the final projection zero-initialised, as in DiT
     x = torch.randn(2, 8, 5, 16, 16)
     assert module.dit(x, torch.rand(2), torch.randn(2, 7, 384), torch.ones(2, 7, dtype=torch.bool)).shape == x.shape
+    for other in ({"width": 48}, {"depth": 3}, {"mlp_ratio": 3.0}):  # a body that does not fit is refused
+        with pytest.raises(DaasError, match="transformer body does not fit"):
+            dit_init_checkpoint(shipped, tmp_path / "other.ckpt", model=DiTConfig(**{**wide.__dict__, **other}))
+        assert not (tmp_path / "other.ckpt").exists()
 
 
 def test_compiled_blocks_keep_checkpoint_names_and_the_eager_result():
