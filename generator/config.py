@@ -147,6 +147,10 @@ class TrainConfig:
     # 17x64x64: 0.76 s/step against 1.02 eager (compiling the whole model: 0.91); the first step of each
     # bucket pays ~1-2 minutes of compilation. The weights and checkpoints are the same either way.
     compile: bool = False
+    # DiT: weight of the auxiliary object-map loss (generator.object_maps; 0 = off) and the block whose output
+    # tokens its head reads (REPA aligns an early third of the depth)
+    aux_weight: float = 0.0
+    aux_block: int = 2
 
     def __post_init__(self):
         check_precision(self.precision)  # at load time: a typo must not cost a data set's encoding first

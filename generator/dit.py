@@ -185,10 +185,12 @@ class DiT(nn.Module):
         return x.reshape(B, C, g[0] * pt, g[1] * ph, g[2] * pw)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, text: torch.Tensor, text_mask: torch.Tensor,
-                cond: torch.Tensor | None = None, cond_mask: torch.Tensor | None = None) -> torch.Tensor:
+                cond: torch.Tensor | None = None, cond_mask: torch.Tensor | None = None,
+                hidden_at: int | None = None):
         """Velocity for noisy latents x [B, C, T, H, W] at times t [B], given text tokens [B, L, text_dim]
         with mask [B, L] (True = a real token), and optionally given latent frames `cond` [B, C, T, H, W]
-        where cond_mask [B, 1, T, 1, 1] is 1."""
+        where cond_mask [B, 1, T, 1, 1] is 1. With `hidden_at`, also the tokens [B, N, width] after that
+        block (for a training-time auxiliary head)."""
         if self.cfg.frame_cond:
             if cond is None:
                 cond = torch.zeros_like(x)
@@ -203,6 +205,10 @@ class DiT(nn.Module):
         mod = self.t_block(c).view(-1, 6, self.cfg.width)
         ctx = self.text_proj(text)
         rope = rope_3d(g, self.cfg.width // self.cfg.heads, x.device)
-        for block in self.blocks:
+        hidden = None
+        for i, block in enumerate(self.blocks):
             h = block(h, mod, ctx, text_mask, rope)
-        return self.unpatchify(self.final(h, c), g)
+            if i == hidden_at:
+                hidden = h
+        out = self.unpatchify(self.final(h, c), g)
+        return out if hidden_at is None else (out, hidden)

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import lightning as L
 import torch
+import torch.nn as nn
+import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from world import FAMILIES, make_clip
@@ -30,6 +32,7 @@ from .config import (Bucket, DataConfig, DiTTrainConfig, VAETrainConfig, bucket_
                      resolve_precision)
 from .dit import DiT
 from .flow import flow_loss
+from .object_maps import ATTRIBUTES, object_maps_path, precompute_object_maps
 from .vae import PatchDiscriminator, VideoVAE, hinge_d_loss, psnr, vae_loss
 
 # ----------------------------------------------------------------------------------------------
@@ -42,6 +45,8 @@ def _collate(items: list[dict]) -> dict:
     out[key] = torch.stack([i[key] for i in items])
     if "bucket" in items[0]:  # a batch comes from one bucket (BucketBatchSampler)
         out["bucket"] = items[0]["bucket"]
+    if "objects" in items[0]:
+        out["objects"] = torch.stack([i["objects"] for i in items])
     return out
 
 
@@ -84,7 +89,8 @@ class LatentDataset(Dataset):
     "captions": JSON {name: [[caption, ...], ...]}}; a file of the single-bucket format before buckets
     ({"latents": tensor, ...}) is read as one bucket named `legacy_bucket`'s name ("single" without one)."""
 
-    def __init__(self, path: str | Path, random_caption: bool = True, legacy_bucket: Bucket | None = None):
+    def __init__(self, path: str | Path, random_caption: bool = True, legacy_bucket: Bucket | None = None,
+                 objects: str | Path | None = None):
         blob = torch.load(path, weights_only=True)
         caps = json.loads(blob["captions"])
         if isinstance(blob["latents"], dict):
@@ -101,6 +107,13 @@ class LatentDataset(Dataset):
         self.sizes = [len(x) for x in self.latents]
         self.starts = [sum(self.sizes[:k]) for k in range(len(self.sizes))]
         self.random_caption = random_caption
+        # optional object maps (generator.object_maps), uint8 shares, one per clip in the same order
+        self.objects = None
+        if objects is not None:
+            maps = torch.load(objects, weights_only=True)["maps"]
+            self.objects = [maps[n] for n in self.names]
+            if [len(m) for m in self.objects] != self.sizes:
+                raise ValueError(f"{objects} does not match {path}: delete it to compute it again")
 
     def __len__(self) -> int:
         return sum(self.sizes)
@@ -112,8 +125,11 @@ class LatentDataset(Dataset):
         j = i - self.starts[b]
         caps = self.captions[b][j]
         cap = caps[int(torch.randint(len(caps), ()))] if self.random_caption else caps[0]
-        return {"latent": self.latents[b][j].float(), "caption": cap, "seed": int(self.seeds[b][j]),
+        item = {"latent": self.latents[b][j].float(), "caption": cap, "seed": int(self.seeds[b][j]),
                 "bucket": self.names[b]}
+        if self.objects is not None:
+            item["objects"] = self.objects[b][j].float() / 255
+        return item
 
 
 class _EpochHook:
@@ -187,18 +203,20 @@ class LatentDataModule(L.LightningDataModule):
     sampler (use_distributed_sampler=False): under DDP the batch sampler shards by rank itself."""
 
     def __init__(self, train_path: Path, val_path: Path, batch_size: int, num_workers: int = 0, seed: int = 0,
-                 legacy_bucket: Bucket | None = None):
+                 legacy_bucket: Bucket | None = None, object_maps: bool = False):
         super().__init__()
         self.train_path, self.val_path = train_path, val_path
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
         self.legacy_bucket = legacy_bucket
+        self.object_maps = object_maps
 
     def _ranks(self) -> tuple[int, int]:
         t = self.trainer
         return (t.world_size, t.global_rank) if t is not None else (1, 0)
 
     def _loader(self, path: Path, train: bool) -> DataLoader:
-        ds = LatentDataset(path, random_caption=train, legacy_bucket=self.legacy_bucket)
+        ds = LatentDataset(path, random_caption=train, legacy_bucket=self.legacy_bucket,
+                           objects=object_maps_path(path) if self.object_maps else None)
         # training shards the batches among DDP ranks; validation runs whole on every rank, so the logged
         # (rank 0) losses cover every bucket and every val clip
         n, rank = self._ranks() if train else (1, 0)
@@ -307,6 +325,13 @@ class DiTModule(L.LightningModule):
         self.dit = DiT(cfg.model)
         self.ema = copy.deepcopy(self.dit).requires_grad_(False)
         self._text = None
+        t = cfg.train
+        self.aux = None  # the object-map head (generator.object_maps): training only, not exported
+        if t.aux_weight > 0:
+            if not 0 <= t.aux_block < cfg.model.depth:
+                raise ValueError(f"train.aux_block {t.aux_block} is not a block of a depth-{cfg.model.depth} DiT")
+            D = cfg.model.width
+            self.aux = nn.Sequential(nn.Linear(D, D), nn.SiLU(), nn.Linear(D, len(ATTRIBUTES)))
         if cfg.train.compile:  # in place: parameter names, checkpoints and the EMA copy stay as they are
             for block in self.dit.blocks:
                 block.compile()
@@ -335,9 +360,30 @@ class DiTModule(L.LightningModule):
         caps = [("" if torch.rand(()) < self.cfg.train.caption_dropout else c) for c in batch["caption"]]
         text, mask = self.text(caps)
         cond, cmask = (self._frame_condition(x0) if self.cfg.model.frame_cond else (None, None))
-        loss = flow_loss(self.dit, x0, text, mask, cond, cmask)
+        if self.aux is None:
+            loss = flow_loss(self.dit, x0, text, mask, cond, cmask)
+            self.log("train/loss", loss, prog_bar=True)
+            return loss
+        hidden = {}
+
+        def dit(*args):
+            out, hidden["h"] = self.dit(*args, hidden_at=self.cfg.train.aux_block)
+            return out
+
+        loss = flow_loss(dit, x0, text, mask, cond, cmask)
+        aux = self.aux_loss(hidden["h"], batch["objects"])
         self.log("train/loss", loss, prog_bar=True)
-        return loss
+        self.log("train/aux", aux)
+        return loss + self.cfg.train.aux_weight * aux
+
+    def aux_loss(self, hidden: torch.Tensor, objects: torch.Tensor) -> torch.Tensor:
+        """Binary cross-entropy of the head's reading of tokens [B, N, width] against object maps
+        [B, K, T, H, W] (token order of DiT.patchify: time, rows, columns)."""
+        target = objects.flatten(2).transpose(1, 2)
+        if target.shape[1] != hidden.shape[1]:
+            raise ValueError(f"object maps have {target.shape[1]} tokens, the DiT {hidden.shape[1]}: "
+                             "the maps' token size does not fit the VAE and patch")
+        return F.binary_cross_entropy_with_logits(self.aux(hidden).float(), target.float())
 
     def on_train_batch_end(self, *_):
         d = self.cfg.train.ema_decay
@@ -418,9 +464,11 @@ def _init_weights(module: L.LightningModule, cfg) -> None:
         raise ValueError(f"train.init_from: {src} not found")
     state = torch.load(src, map_location="cpu", weights_only=False)["state_dict"]
     missing, unexpected = module.load_state_dict(state, strict=False)
-    # a discriminator is new to a run that adds the adversarial term, and dropped by one that does not
-    missing = [k for k in missing if not k.startswith("disc.")]
-    unexpected = [k for k in unexpected if not k.startswith("disc.")]
+    # training-only heads (a VAE's discriminator, a DiT's object-map head) are new to a run that adds them,
+    # and dropped by one that does not
+    heads = ("disc.", "aux.")
+    missing = [k for k in missing if not k.startswith(heads)]
+    unexpected = [k for k in unexpected if not k.startswith(heads)]
     if missing or unexpected:
         raise ValueError(f"train.init_from: {src} does not fit this model "
                          f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
@@ -520,8 +568,18 @@ def train_dit(cfg: DiTTrainConfig) -> Path:
         _check_latents(LatentDataset(p, legacy_bucket=d.bucket_list()[0]), d, vae, p)
         paths[split] = p
     # train on normalised latents: the VAE's per-channel statistics, stored with the VAE weights
+    use_maps = cfg.train.aux_weight > 0
+    if use_maps:
+        token_px = vae.space_factor * cfg.model.patch[1]
+        if cfg.model.patch[0] != 1 or cfg.model.patch[1] != cfg.model.patch[2]:
+            raise ValueError("train.aux_weight needs a DiT patch of 1 x n x n")
+        for split, p in paths.items():
+            if not object_maps_path(p).exists():
+                print(f"object maps of {p}", flush=True)
+                precompute_object_maps(p, d.fps, tuple(d.families) or FAMILIES, token_px, vae.time_factor,
+                                       progress=lambda k, n: print(f"  {k}/{n}", flush=True) if k % 2000 == 0 else None)
     dm = NormalisedLatents(paths["train"], paths["val"], d.batch_size, stats, d.num_workers, seed=cfg.train.seed,
-                           legacy_bucket=d.bucket_list()[0])
+                           legacy_bucket=d.bucket_list()[0], object_maps=use_maps)
     module = DiTModule(cfg)
     _init_weights(module, cfg)
     # every batch from one bucket: the bucket batch sampler shards DDP ranks itself; validation visits the
@@ -533,8 +591,8 @@ def train_dit(cfg: DiTTrainConfig) -> Path:
 
 class NormalisedLatents(LatentDataModule):
     def __init__(self, train_path, val_path, batch_size, stats: dict, num_workers: int = 0, seed: int = 0,
-                 legacy_bucket: Bucket | None = None):
-        super().__init__(train_path, val_path, batch_size, num_workers, seed, legacy_bucket)
+                 legacy_bucket: Bucket | None = None, object_maps: bool = False):
+        super().__init__(train_path, val_path, batch_size, num_workers, seed, legacy_bucket, object_maps)
         self.mean = stats["mean"].view(1, -1, 1, 1, 1)
         self.std = stats["std"].view(1, -1, 1, 1, 1)
 

@@ -134,8 +134,9 @@ def dit_init_checkpoint(weights: str | Path, out: str | Path, model: DiTConfig |
     With `model` (a DiTConfig that differs, e.g. in latent channels for a new VAE), the new model is built
     (seeded) and every tensor of the old one whose name and shape fit is carried over: the transformer body,
     the text and timestep embedders; the rest (the latent patch embedding, the zero-initialised final
-    projection) start fresh; a model whose transformer blocks differ (width, depth, heads) is refused. Measured (session 5): a 16-channel DiT started this way from the 4-channel one
-    reached the validation loss of a fresh start's step 2,000 at step ~1,000 (generator/weights/MODEL_CARD.md).
+    projection) start fresh; a model whose transformer blocks differ (width, depth, heads) is refused.
+    Measured (session 5): a 16-channel DiT started this way from the 4-channel one reached the validation loss
+    of a fresh start's step 2,000 at step ~1,000 (generator/weights/MODEL_CARD.md).
     """
     dit, meta = load_dit(weights)
     sd = dit.state_dict()

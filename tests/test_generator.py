@@ -608,3 +608,58 @@ def test_pipeline_generates_non_square_bucket_sizes():
     for b in ((1, 32, 32), (65, 256, 128), (17, 32, 64), (17, 256, 256)):
         DataConfig(buckets=[b])
         pipe.check(["a ball"], *b, 4, 4.0)
+
+
+def test_object_maps_put_each_object_on_its_tokens():
+    from generator.object_maps import ATTRIBUTES, latent_time_groups, object_maps
+    from world import make_clip
+
+    a = {name: k for k, name in enumerate(ATTRIBUTES)}
+    clip = make_clip(3, family="fall")  # a red triangle and a purple ball
+    m = object_maps(clip)
+    assert m.shape == (len(ATTRIBUTES), 5, 8, 8) and m.min() >= 0 and m.max() <= 1
+    named = {t.colour for t in clip.scene.tracks} | {t.cls for t in clip.scene.tracks}
+    assert {name for name in ATTRIBUTES if m[a[name]].max() > 0} == named
+    for t in clip.scene.tracks:  # each latent frame's map covers the object's centre in each of its frames
+        for lt, frames in enumerate(latent_time_groups(17)):
+            for f in frames:
+                x, y = t.pos[f]
+                assert m[a[t.colour], lt, int(y // 8), int(x // 8)] > 0 and m[a[t.cls], lt, int(y // 8), int(x // 8)] > 0
+        assert m[a[t.colour]].sum() < 0.5 * m.shape[1] * 64  # and not the whole frame
+    candle = make_clip(0, family="candle")  # the lit share of the candle's tokens goes out with its flame
+    lit = object_maps(candle)[a["lit"]].sum(axis=(1, 2))
+    assert lit[0] > 0 and lit[-1] == 0
+    with pytest.raises(ValueError, match="not 1 \\+ a multiple of 4"):
+        latent_time_groups(16)
+
+
+def test_dit_trains_with_the_object_map_head_and_exports_without_it(tmp_path):
+    from generator.object_maps import ATTRIBUTES
+    from generator.train import main
+    from safetensors.torch import load_file
+
+    from generator.weights import export_dit
+
+    run = tmp_path / "run"
+    cfg = tmp_path / "dit.yaml"
+    cfg.write_text(f"""
+model: {{width: 32, depth: 2, heads: 2, mlp_ratio: 2.0}}
+data: {{buckets: [[5, 32, 32], [5, 32, 48]], bucket_weights: [1, 1], latent_clips: 8, val_clips: 2,
+        batch_size: 2, families: [fall]}}
+train: {{max_steps: 30, lr: 0.003, warmup_steps: 1, checkpoint_every: 30, val_every: 30, run_dir: {run},
+         aux_weight: 1.0, aux_block: 0}}
+vae_checkpoint: {_tiny_vae_weights(tmp_path)}
+""")
+    main(["dit", "--config", str(cfg)])
+    [maps_file] = run.glob("latents_train_8_*_objects.pt")
+    maps = torch.load(maps_file, weights_only=True)
+    assert maps["attributes"] == list(ATTRIBUTES)
+    assert [tuple(x.shape) for x in maps["maps"].values()] == [(4, len(ATTRIBUTES), 2, 4, 4), (4, len(ATTRIBUTES), 2, 4, 6)]
+    rows = [r for f in (run / "logs").glob("version_*/metrics.csv")
+            for r in csv.DictReader(f.read_text().splitlines())]
+    aux = [float(r["train/aux"]) for r in rows if r.get("train/aux")]
+    assert len(aux) >= 2 and aux[-1] < 0.5 * aux[0]  # the head learns to read objects off the tokens
+    ckpt = run / "checkpoints" / "last.ckpt"
+    assert any(k.startswith("aux.") for k in torch.load(ckpt, weights_only=False)["state_dict"])
+    sd = load_file(export_dit(ckpt, tmp_path / "dit.safetensors"))
+    assert sd and not any(k.startswith("aux") for k in sd)  # a training-only head: not shipped

@@ -271,6 +271,23 @@ _FRONT = ("wall",)
 
 def render(scene: Scene, style: Style | None = None, seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Frames [T, H, W, 3] uint8 and the visibility [T, N] of each track (share of its area seen)."""
+    frames, vis, _ = _render(scene, style, seed)
+    return frames, vis
+
+
+def render_coverage(scene: Scene, style: Style | None = None, seed: int | None = None) -> np.ndarray:
+    """The visible coverage [T, N, H, W] in [0, 1] of each track at each pixel (what hides behind a wall is
+    not seen; scenery that is not a track, such as the floor, is not in it): the world's exact label maps."""
+    T, H, W = scene.spec.n_frames, scene.spec.height, scene.spec.width
+    _, _, seen = _render(scene, style, seed)
+    out = np.zeros((T, len(scene.tracks), H, W), F32)
+    for i, c in enumerate(seen):
+        if c is not None:
+            out[:, i] = c  # a static shape's single frame broadcasts over time
+    return out
+
+
+def _render(scene: Scene, style: Style | None, seed: int | None):
     style = style or Style()
     spec = scene.spec
     rng = np.random.default_rng([spec.seed if seed is None else seed, 104729])
@@ -285,8 +302,10 @@ def render(scene: Scene, style: Style | None = None, seed: int | None = None) ->
         if scene.tracks[i].cls in _FRONT:
             front = covs[i] if front is None else np.maximum(front, covs[i])
     vis = np.zeros((cv.T, len(scene.tracks)))
+    seen_all = []
     for i, t in enumerate(scene.tracks):
         seen = covs[i] if t.cls in _FRONT or front is None else covs[i] * (1.0 - front)
+        seen_all.append(seen)
         vis[:, i] = np.clip(seen.sum(axis=(1, 2)) / max(_area(t), 1e-6), 0.0, 1.0)
     img = cv.img
     if style.noise > 0:
@@ -298,7 +317,7 @@ def render(scene: Scene, style: Style | None = None, seed: int | None = None) ->
         img += F32(0.5)
     np.maximum(img, F32(0), out=img)
     np.minimum(img, F32(255), out=img)
-    return img.astype(np.uint8), vis
+    return img.astype(np.uint8), vis, seen_all
 
 
 def _area(t: Track) -> float:
