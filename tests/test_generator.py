@@ -552,20 +552,26 @@ def _tiny_vae_weights(tmp: Path) -> Path:
     return save_weights(tmp / "vae.safetensors", sd, {"kind": "vae", "config": TINY_VAE.__dict__})
 
 
+def _tiny_dit_yaml(tmp: Path, run: Path, family: str, train: str) -> Path:
+    """A tiny DiT config on two buckets of one family's clips, over a tiny random VAE."""
+    cfg = tmp / "dit.yaml"
+    cfg.write_text(f"""
+model: {{width: 32, depth: 2, heads: 2, mlp_ratio: 2.0}}
+data: {{buckets: [[5, 32, 32], [5, 32, 48]], bucket_weights: [1, 1], latent_clips: 8, val_clips: 2,
+        batch_size: 2, families: [{family}]}}
+train: {{lr: 0.003, warmup_steps: 1, run_dir: {run}, {train}}}
+vae_checkpoint: {_tiny_vae_weights(tmp)}
+""")
+    return cfg
+
+
 def test_dit_trains_on_two_buckets_and_resumes(tmp_path):
     from generator.train import main
     from generator.training import LatentDataset
     from world import split_of
 
     run = tmp_path / "run"
-    cfg = tmp_path / "dit.yaml"
-    cfg.write_text(f"""
-model: {{width: 32, depth: 2, heads: 2, mlp_ratio: 2.0}}
-data: {{buckets: [[5, 32, 32], [5, 32, 48]], bucket_weights: [1, 1], latent_clips: 8, val_clips: 2,
-        batch_size: 2, families: [roll]}}
-train: {{max_steps: 4, lr: 0.003, warmup_steps: 1, checkpoint_every: 2, val_every: 2, run_dir: {run}}}
-vae_checkpoint: {_tiny_vae_weights(tmp_path)}
-""")
+    cfg = _tiny_dit_yaml(tmp_path, run, "roll", "max_steps: 4, checkpoint_every: 2, val_every: 2")
     main(["dit", "--config", str(cfg)])
     assert torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["global_step"] == 4
     [train_file] = run.glob("latents_train_8_*.pt")
@@ -634,22 +640,15 @@ def test_object_maps_put_each_object_on_its_tokens():
 
 
 def test_dit_trains_with_the_object_map_head_and_exports_without_it(tmp_path):
-    from generator.object_maps import ATTRIBUTES
-    from generator.train import main
     from safetensors.torch import load_file
 
+    from generator.object_maps import ATTRIBUTES
+    from generator.train import main
     from generator.weights import export_dit
 
     run = tmp_path / "run"
-    cfg = tmp_path / "dit.yaml"
-    cfg.write_text(f"""
-model: {{width: 32, depth: 2, heads: 2, mlp_ratio: 2.0}}
-data: {{buckets: [[5, 32, 32], [5, 32, 48]], bucket_weights: [1, 1], latent_clips: 8, val_clips: 2,
-        batch_size: 2, families: [fall]}}
-train: {{max_steps: 30, lr: 0.003, warmup_steps: 1, checkpoint_every: 30, val_every: 30, run_dir: {run},
-         aux_weight: 1.0, aux_block: 0}}
-vae_checkpoint: {_tiny_vae_weights(tmp_path)}
-""")
+    cfg = _tiny_dit_yaml(tmp_path, run, "fall",
+                         "max_steps: 30, checkpoint_every: 30, val_every: 30, aux_weight: 1.0, aux_block: 0")
     main(["dit", "--config", str(cfg)])
     [maps_file] = run.glob("latents_train_8_*_objects.pt")
     maps = torch.load(maps_file, weights_only=True)
