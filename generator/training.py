@@ -266,6 +266,9 @@ class VAEModule(L.LightningModule):
         if min(t.gan_weight, t.gan_start, t.gradient_weight) < 0:
             raise ValueError("train.gan_weight, train.gan_start and train.gradient_weight must be >= 0")
         self.disc = PatchDiscriminator() if t.gan_weight > 0 else None
+        if t.decoder_noise < 0 or (t.decoder_noise > 0 and t.train_encoder):
+            raise ValueError("train.decoder_noise must be >= 0, and is for decoder-only fine-tuning "
+                             "(train_encoder: false)")
 
     def training_step(self, batch, _):
         x = batch["video"]
@@ -273,7 +276,7 @@ class VAEModule(L.LightningModule):
         if n and n < x.shape[2]:  # a random window of 1 + 4k frames
             s = int(torch.randint(0, x.shape[2] - n + 1, ()))
             x = x[:, :, s: s + n]
-        recon, mean, logvar = self.vae(x)
+        recon, mean, logvar = self.vae(x) if not self.cfg.train.decoder_noise else self._noisy_decode(x)
         loss, parts = vae_loss(x, recon, mean, logvar, kl_weight=self.cfg.train.kl_weight,
                                gradient_weight=self.cfg.train.gradient_weight)
         logs = {"train/loss": loss, **{f"train/{k}": v for k, v in parts.items()}}
@@ -282,6 +285,17 @@ class VAEModule(L.LightningModule):
             logs.update(more)
         self.log_dict(logs, prog_bar=True)
         return loss
+
+    def _noisy_decode(self, x):
+        """Decode a posterior sample plus noise of sigma ~ U(0, decoder_noise) latent standard deviations (per
+        channel, measured on the batch): the (frozen) encoder's clean clip stays the target."""
+        with torch.no_grad():
+            mean, logvar = self.vae.encoder(x).chunk(2, dim=1)
+            logvar = logvar.clamp(-20, 10)
+            sigma = torch.rand(x.shape[0], 1, 1, 1, 1, device=x.device) * self.cfg.train.decoder_noise
+            scale = mean.float().std(dim=(0, 2, 3, 4), keepdim=True).to(mean.dtype)
+            z = mean + torch.randn_like(mean) * (0.5 * logvar).exp() + sigma * scale * torch.randn_like(mean)
+        return self.vae.decode(z), mean, logvar
 
     def _adversarial(self, x, recon, rec_loss):
         """Hinge GAN in one optimiser step: the discriminator learns from detached reconstructions, and the

@@ -113,6 +113,19 @@ def export_vae(ckpt: str | Path, out: str | Path = VAE_FILE, stats_clips: int = 
     return save_weights(out, sd, meta)
 
 
+def vae_init_checkpoint(weights: str | Path, out: str | Path) -> Path:
+    """Shipped VAE weights -> a Lightning-style checkpoint for `train.init_from`, so a decoder-only fine-tune
+    (configs/vae_decoder*.yaml) can start from a shipped VAE when its training run is gone."""
+    vae, _ = load_vae(weights)
+    state = {f"vae.{k}": v.float() for k, v in vae.state_dict().items()}
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    torch.save({"state_dict": state, "daas": {"from": str(weights)}}, tmp)
+    tmp.replace(out)
+    return out
+
+
 def export_dit(ckpt: str | Path, out: str | Path = DIT_FILE) -> Path:
     """Lightning checkpoint -> shipped fp16 EMA weights of the DiT."""
     from .config import DiTTrainConfig, config_from_dict

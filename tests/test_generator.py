@@ -195,6 +195,25 @@ def test_decoder_only_finetune_keeps_the_latent_space(tmp_path):
         main(["vae", "--config", str(missing)])
 
 
+def test_noisy_decoder_finetune_starts_from_shipped_weights(tmp_path):
+    from generator.train import main
+    from generator.weights import load_vae, vae_init_checkpoint
+
+    shipped = _tiny_vae_weights(tmp_path)
+    init = vae_init_checkpoint(shipped, tmp_path / "init.ckpt")
+    run = tmp_path / "ft"
+    main(["vae", "--config", str(_tiny_vae_yaml(tmp_path, run, 5, extra=f", train_encoder: false, "
+                                                f"decoder_noise: 0.5, init_from: {init}"))])
+    end = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["state_dict"]
+    ref = load_vae(shipped)[0].state_dict()
+    assert all(torch.equal(end[f"vae.{k}"], ref[k]) for k in ref if k.startswith("encoder."))
+    assert any(not torch.equal(end[f"vae.{k}"], ref[k]) for k in ref if k.startswith("decoder.")
+               and ref[k].is_floating_point())
+    joint = _tiny_vae_yaml(tmp_path, tmp_path / "joint", 5, extra=", decoder_noise: 0.5")
+    with pytest.raises(ValueError, match="decoder_noise .* decoder-only"):
+        main(["vae", "--config", str(joint)])
+
+
 def test_adversarial_terms_each_move_only_their_own_side():
     from generator.config import VAETrainConfig
     from generator.training import VAEModule
