@@ -420,8 +420,9 @@ class DiTModule(L.LightningModule):
 
     def configure_optimizers(self):
         t = self.cfg.train
-        decay = [p for n, p in self.dit.named_parameters() if p.ndim >= 2]
-        no_decay = [p for n, p in self.dit.named_parameters() if p.ndim < 2]
+        trained = list(self.dit.parameters()) + (list(self.aux.parameters()) if self.aux is not None else [])
+        decay = [p for p in trained if p.ndim >= 2]
+        no_decay = [p for p in trained if p.ndim < 2]
         opt = torch.optim.AdamW([{"params": decay, "weight_decay": t.weight_decay},
                                  {"params": no_decay, "weight_decay": 0.0}], lr=t.lr, betas=(0.9, 0.99))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": _schedule(opt, t), "interval": "step"}}

@@ -678,6 +678,10 @@ def test_dit_trains_with_the_object_map_head_and_exports_without_it(tmp_path):
     aux = [float(r["train/aux"]) for r in rows if r.get("train/aux")]
     assert len(aux) >= 2 and aux[-1] < 0.5 * aux[0]  # the head learns to read objects off the tokens
     ckpt = run / "checkpoints" / "last.ckpt"
-    assert any(k.startswith("aux.") for k in torch.load(ckpt, weights_only=False)["state_dict"])
+    blob = torch.load(ckpt, weights_only=False)
+    heads = [k for k in blob["state_dict"] if k.startswith("aux.")]
+    dit = [k for k in blob["state_dict"] if k.startswith("dit.")]
+    # the optimizer trains the head too (not only the DiT under a fixed random head)
+    assert heads and sum(len(g["params"]) for g in blob["optimizer_states"][0]["param_groups"]) == len(dit) + len(heads)
     sd = load_file(export_dit(ckpt, tmp_path / "dit.safetensors"))
     assert sd and not any(k.startswith("aux") for k in sd)  # a training-only head: not shipped
