@@ -158,7 +158,11 @@ class TrainConfig:
     aux_block: int = 2
 
     def __post_init__(self):
-        check_precision(self.precision)  # at load time: a typo must not cost a data set's encoding first
+        # at load time: a mistake must not cost a data set's encoding first
+        check_precision(self.precision)
+        if self.decoder_noise < 0 or (self.decoder_noise > 0 and self.train_encoder):
+            raise ValueError("train.decoder_noise must be >= 0, and is for decoder-only fine-tuning "
+                             "(train_encoder: false)")
 
 
 def native_bf16(accelerator: str = "cpu", cpuinfo: str | None = None) -> bool:
@@ -198,6 +202,14 @@ class DiTTrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     vae_checkpoint: str = ""  # empty: the shipped VAE
+
+    def __post_init__(self):
+        m, t = self.model, self.train
+        if t.aux_weight > 0:  # the object-map head reads one block's tokens, one per (1 x n x n) patch
+            if not 0 <= t.aux_block < m.depth:
+                raise ValueError(f"train.aux_block {t.aux_block} is not a block of a depth-{m.depth} DiT")
+            if m.patch[0] != 1 or m.patch[1] != m.patch[2]:
+                raise ValueError("train.aux_weight needs a DiT patch of 1 x n x n")
 
 
 def _fill(cls, values: dict):

@@ -20,6 +20,7 @@ from world import PALETTE, make_clip
 from world.render import render_coverage
 
 from .config import bucket_name
+from .weights import torch_save_atomic
 
 CLASSES = ("ball", "square", "triangle", "block", "wall", "candle", "puff", "cookie", "mouth", "switch", "lamp")
 ATTRIBUTES = tuple(PALETTE) + CLASSES + ("lit",)
@@ -84,8 +85,4 @@ def precompute_object_maps(latent_path: str | Path, fps: float, families: tuple[
             if progress:
                 progress(done, total)
         out[name] = torch.stack(maps)
-    path = object_maps_path(latent_path)
-    tmp = path.with_suffix(".tmp")
-    torch.save({"attributes": list(ATTRIBUTES), "maps": out}, tmp)
-    tmp.replace(path)
-    return path
+    return torch_save_atomic({"attributes": list(ATTRIBUTES), "maps": out}, object_maps_path(latent_path))

@@ -34,6 +34,7 @@ from .dit import DiT
 from .flow import flow_loss
 from .object_maps import ATTRIBUTES, object_maps_path, precompute_object_maps
 from .vae import PatchDiscriminator, VideoVAE, hinge_d_loss, psnr, vae_loss
+from .weights import torch_save_atomic
 
 # ----------------------------------------------------------------------------------------------
 # data
@@ -266,9 +267,6 @@ class VAEModule(L.LightningModule):
         if min(t.gan_weight, t.gan_start, t.gradient_weight) < 0:
             raise ValueError("train.gan_weight, train.gan_start and train.gradient_weight must be >= 0")
         self.disc = PatchDiscriminator() if t.gan_weight > 0 else None
-        if t.decoder_noise < 0 or (t.decoder_noise > 0 and t.train_encoder):
-            raise ValueError("train.decoder_noise must be >= 0, and is for decoder-only fine-tuning "
-                             "(train_encoder: false)")
 
     def training_step(self, batch, _):
         x = batch["video"]
@@ -290,8 +288,7 @@ class VAEModule(L.LightningModule):
         """Decode a posterior sample plus noise of sigma ~ U(0, decoder_noise) latent standard deviations (per
         channel, measured on the batch): the (frozen) encoder's clean clip stays the target."""
         with torch.no_grad():
-            mean, logvar = self.vae.encoder(x).chunk(2, dim=1)
-            logvar = logvar.clamp(-20, 10)
+            mean, logvar = self.vae.posterior(x)
             sigma = torch.rand(x.shape[0], 1, 1, 1, 1, device=x.device) * self.cfg.train.decoder_noise
             scale = mean.float().std(dim=(0, 2, 3, 4), keepdim=True).to(mean.dtype)
             z = mean + torch.randn_like(mean) * (0.5 * logvar).exp() + sigma * scale * torch.randn_like(mean)
@@ -339,11 +336,8 @@ class DiTModule(L.LightningModule):
         self.dit = DiT(cfg.model)
         self.ema = copy.deepcopy(self.dit).requires_grad_(False)
         self._text = None
-        t = cfg.train
         self.aux = None  # the object-map head (generator.object_maps): training only, not exported
-        if t.aux_weight > 0:
-            if not 0 <= t.aux_block < cfg.model.depth:
-                raise ValueError(f"train.aux_block {t.aux_block} is not a block of a depth-{cfg.model.depth} DiT")
+        if cfg.train.aux_weight > 0:
             D = cfg.model.width
             self.aux = nn.Sequential(nn.Linear(D, D), nn.SiLU(), nn.Linear(D, len(ATTRIBUTES)))
         if cfg.train.compile:  # in place: parameter names, checkpoints and the EMA copy stay as they are
@@ -543,12 +537,8 @@ def precompute_latents(vae: VideoVAE, cfg: DataConfig, split: str, n: int, out: 
             if progress:
                 progress(done, total)
         lat[name], seeds[name] = torch.cat(zs), torch.tensor(list(ds.seeds))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    torch.save({"buckets": torch.tensor([b for b, _, _ in plan]), "latents": lat, "seeds": seeds,
-                "captions": json.dumps(caps)}, tmp)
-    tmp.replace(out)
-    return out
+    return torch_save_atomic({"buckets": torch.tensor([b for b, _, _ in plan]), "latents": lat, "seeds": seeds,
+                              "captions": json.dumps(caps)}, out)
 
 
 def _check_latents(ds: LatentDataset, cfg: DataConfig, vae: VideoVAE, path: Path) -> None:
@@ -586,9 +576,7 @@ def train_dit(cfg: DiTTrainConfig) -> Path:
     use_maps = cfg.train.aux_weight > 0
     if use_maps:
         token_px = vae.space_factor * cfg.model.patch[1]
-        if cfg.model.patch[0] != 1 or cfg.model.patch[1] != cfg.model.patch[2]:
-            raise ValueError("train.aux_weight needs a DiT patch of 1 x n x n")
-        for split, p in paths.items():
+        for p in paths.values():
             if not object_maps_path(p).exists():
                 print(f"object maps of {p}", flush=True)
                 precompute_object_maps(p, d.fps, tuple(d.families) or FAMILIES, token_px, vae.time_factor,

@@ -186,17 +186,20 @@ class VideoVAE(nn.Module):
     def encode(self, x: torch.Tensor, sample: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """Frames [B, 3, T, H, W] -> (latent mean or sample, log-variance) [B, C, T', H/4, W/4]."""
         self.check_frames(x.shape[2])
-        mean, logvar = self.encoder(x).chunk(2, dim=1)
-        logvar = logvar.clamp(-20, 10)
+        mean, logvar = self.posterior(x)
         z = mean + torch.randn_like(mean) * (0.5 * logvar).exp() if sample else mean
         return z, logvar
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         return self.decoder(z)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The encoder's Gaussian: mean and (clamped) log-variance."""
         mean, logvar = self.encoder(x).chunk(2, dim=1)
-        logvar = logvar.clamp(-20, 10)
+        return mean, logvar.clamp(-20, 10)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        mean, logvar = self.posterior(x)
         z = mean + torch.randn_like(mean) * (0.5 * logvar).exp()
         return self.decode(z), mean, logvar
 

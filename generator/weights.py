@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from daas.errors import DaasError
+from daas.fileio import atomic_path
 
 from .dit import DiT, DiTConfig
 from .vae import VAEConfig, VideoVAE
@@ -42,6 +43,15 @@ def encoder_fingerprint(vae: VideoVAE) -> str:
 
 def _cfg_from(cls, d: dict):
     return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items()})
+
+
+def torch_save_atomic(obj, path: str | Path) -> Path:
+    """torch.save to `path` whole or not at all (daas.fileio.atomic_path), creating its folder."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path, overwrite=True) as tmp:
+        torch.save(obj, tmp)
+    return path
 
 
 def save_weights(path: str | Path, state_dict: dict, meta: dict) -> Path:
@@ -118,12 +128,7 @@ def vae_init_checkpoint(weights: str | Path, out: str | Path) -> Path:
     (configs/vae_decoder*.yaml) can start from a shipped VAE when its training run is gone."""
     vae, _ = load_vae(weights)
     state = {f"vae.{k}": v.float() for k, v in vae.state_dict().items()}
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    torch.save({"state_dict": state, "daas": {"from": str(weights)}}, tmp)
-    tmp.replace(out)
-    return out
+    return torch_save_atomic({"state_dict": state, "daas": {"from": str(weights)}}, out)
 
 
 def export_dit(ckpt: str | Path, out: str | Path = DIT_FILE) -> Path:
@@ -164,9 +169,5 @@ def dit_init_checkpoint(weights: str | Path, out: str | Path, model: DiTConfig |
                             f"tensors differ, e.g. {body[0]}); only the latent channels may change")
         sd = {**new, **{k: sd[k] for k in new.keys() - set(fresh)}}
     state = {**{f"dit.{k}": v for k, v in sd.items()}, **{f"ema.{k}": v.clone() for k, v in sd.items()}}
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    torch.save({"state_dict": state, "daas": {"from": str(weights), "step": meta.get("step"), "fresh": fresh}}, tmp)
-    tmp.replace(out)
-    return out
+    return torch_save_atomic({"state_dict": state, "daas": {"from": str(weights), "step": meta.get("step"),
+                                                            "fresh": fresh}}, out)

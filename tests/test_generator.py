@@ -685,3 +685,14 @@ def test_dit_trains_with_the_object_map_head_and_exports_without_it(tmp_path):
     assert heads and sum(len(g["params"]) for g in blob["optimizer_states"][0]["param_groups"]) == len(dit) + len(heads)
     sd = load_file(export_dit(ckpt, tmp_path / "dit.safetensors"))
     assert sd and not any(k.startswith("aux") for k in sd)  # a training-only head: not shipped
+
+
+@pytest.mark.parametrize("train, model, message", [
+    ({"aux_weight": 1.0, "aux_block": 2}, {"depth": 2}, "not a block of a depth-2 DiT"),
+    ({"aux_weight": 1.0, "aux_block": 0}, {"patch": (2, 2, 2)}, "patch of 1 x n x n"),
+])
+def test_object_map_head_settings_are_checked_when_the_config_loads(train, model, message):
+    from generator.config import DiTTrainConfig, config_from_dict
+
+    with pytest.raises(ValueError, match=message):
+        config_from_dict(DiTTrainConfig, {"model": model, "train": train})
