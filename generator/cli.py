@@ -88,10 +88,14 @@ def train(
     config: Path = typer.Option(..., help="YAML config (configs/vae.yaml, configs/dit.yaml)."),
     max_steps: Optional[int] = typer.Option(None, help="Override train.max_steps."),
     export: bool = typer.Option(False, help="Export the run's last checkpoint to generator/weights instead."),
+    set_: list[str] = typer.Option([], "--set", help="Override a config value, section.key=value (YAML syntax); repeatable."),
 ):
     """Train (or resume) the VAE or the DiT; runs live in runs/<stage>/.
 
     Example: daas train vae --config configs/vae.yaml
+    A cooldown branch of a constant-lr DiT run (after copying runs/dit16t to runs/dit16t_cd):
+    daas train dit --config configs/dit_vae16.yaml --set train.run_dir=runs/dit16t_cd
+    --set train.lr_schedule=cosine --set train.decay_start=13400 --set train.max_steps=16400
     """
     if stage not in ("vae", "dit"):
         raise DaasError(f"stage must be vae or dit, got {stage!r}")
@@ -100,6 +104,7 @@ def train(
     from .train import main
 
     argv = [stage, "--config", str(config)] + (["--max-steps", str(max_steps)] if max_steps else [])
+    argv += [a for item in set_ for a in ("--set", item)]
     try:
         main(argv + (["--export"] if export else []))
     except ValueError as e:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -144,6 +145,10 @@ class TrainConfig:
     decoder_noise: float = 0.0
     lr_schedule: str = "constant"  # after warm-up: "constant" or "cosine" (down to min_lr_ratio * lr at max_steps)
     min_lr_ratio: float = 0.1
+    # cosine: the step the decay starts at (the lr is constant before it; 0 = right after warm-up). A cooldown
+    # branch of a long constant-lr run (warmup-stable-decay): copy its run_dir, set decay_start to its step
+    # and max_steps a few thousand later; the constant-lr run itself can go on from where it was.
+    decay_start: int = 0
     accelerator: str = "cpu"
     devices: int = 1
     strategy: str = "auto"
@@ -222,6 +227,8 @@ def _fill(cls, values: dict):
     for name, v in values.items():
         default = getattr(cls(), name)
         if dataclasses.is_dataclass(default):
+            if not isinstance(v or {}, dict):
+                raise ValueError(f"{cls.__name__}.{name} is a section of keys, got {v!r}")
             kw[name] = _fill(type(default), v or {})
         elif isinstance(default, tuple):
             kw[name] = tuple(v)
@@ -230,8 +237,21 @@ def _fill(cls, values: dict):
     return cls(**kw)
 
 
-def load_config(path: str | Path, cls):
+def load_config(path: str | Path, cls, overrides: Sequence[str] = ()):
+    """The config of a YAML file; `overrides` are "section.key=value" strings (values in YAML syntax) applied
+    on top, e.g. a cooldown branch of a run: ("train.run_dir=runs/x_cd", "train.lr_schedule=cosine")."""
     data = yaml.safe_load(Path(path).read_text()) or {}
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"an override is section.key=value, got {item!r}")
+        *sections, last = key.strip().split(".")
+        node = data
+        for name in sections:
+            node = node.setdefault(name, {})
+            if not isinstance(node, dict):
+                raise ValueError(f"override {item!r}: {name} is not a section")
+        node[last] = yaml.safe_load(value)
     return _fill(cls, data)
 
 

@@ -1,4 +1,5 @@
-"""Training entry point: python -m generator.train vae|dit --config configs/<name>.yaml [--max-steps N].
+"""Training entry point: python -m generator.train vae|dit --config configs/<name>.yaml [--max-steps N]
+[--set section.key=value ...].
 
 Resumes from runs/<name>/checkpoints/last.ckpt when it exists; `--export` writes the shipped fp16 weights.
 """
@@ -16,8 +17,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--max-steps", type=int)
     ap.add_argument("--threads", type=int, help="torch threads (1 keeps two runs on two cores from thrashing)")
     ap.add_argument("--export", action="store_true", help="export the run's last checkpoint to generator/weights")
+    ap.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                    help="override a config value (YAML syntax), e.g. --set train.lr_schedule=cosine; repeatable")
     args = ap.parse_args(argv)
-    cfg = load_config(args.config, VAETrainConfig if args.stage == "vae" else DiTTrainConfig)
+    cfg = load_config(args.config, VAETrainConfig if args.stage == "vae" else DiTTrainConfig, args.set)
     if args.max_steps:
         cfg.train.max_steps = args.max_steps
     if args.threads:

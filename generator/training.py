@@ -238,8 +238,8 @@ class LatentDataModule(L.LightningDataModule):
 
 
 def _schedule(optimizer, t) -> torch.optim.lr_scheduler.LambdaLR:
-    """Linear warm-up, then constant or cosine decay; a function of the absolute step, so a resumed run
-    may change its schedule."""
+    """Linear warm-up, then constant or cosine decay (from decay_start on, if later); a function of the
+    absolute step, so a resumed run may change its schedule."""
     if t.lr_schedule not in ("constant", "cosine"):
         raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {t.lr_schedule!r}")
 
@@ -248,7 +248,8 @@ def _schedule(optimizer, t) -> torch.optim.lr_scheduler.LambdaLR:
             return (step + 1) / t.warmup_steps
         if t.lr_schedule == "constant":
             return 1.0
-        progress = min(1.0, (step - t.warmup_steps) / max(1, t.max_steps - t.warmup_steps))
+        start = max(t.warmup_steps, t.decay_start)
+        progress = min(1.0, max(0, step - start) / max(1, t.max_steps - start))
         return t.min_lr_ratio + (1 - t.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)

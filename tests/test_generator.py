@@ -281,6 +281,11 @@ def test_cosine_schedule_warms_up_then_decays_to_its_floor():
     assert all(f(s) >= f(s + 1) for s in range(10, 120))
     with pytest.raises(ValueError, match="lr_schedule"):
         _schedule(torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0), TrainConfig(lr_schedule="step"))
+    # a cooldown branch: constant until decay_start, then the same cosine over the remaining steps
+    t = TrainConfig(max_steps=100, warmup_steps=10, lr_schedule="cosine", min_lr_ratio=0.1, decay_start=60)
+    g = _schedule(torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0), t).lr_lambdas[0]
+    assert g(5) == pytest.approx(0.6) and g(30) == g(60) == pytest.approx(1.0)
+    assert g(80) == pytest.approx(0.55) and g(100) == g(150) == pytest.approx(0.1)
 
 
 @pytest.mark.slow
@@ -532,6 +537,24 @@ def test_bad_bucket_specs_are_clear_errors(tmp_path, buckets, weights, message):
     p.write_text(f"data: {{buckets: {buckets}, bucket_weights: {weights}}}\n")
     with pytest.raises(ValueError, match=message):
         load_config(p, DiTTrainConfig)
+
+
+def test_config_overrides_on_the_command_line(tmp_path):
+    from generator.config import DiTTrainConfig, load_config
+    from generator.train import main
+
+    p = tmp_path / "dit.yaml"
+    p.write_text("train: {lr: 0.001, run_dir: runs/a}\n")
+    c = load_config(p, DiTTrainConfig, ["train.run_dir=runs/a_cd", "train.decay_start=500", "model.depth=2",
+                                       "train.lr_schedule=cosine"])
+    assert (c.train.run_dir, c.train.decay_start, c.model.depth, c.train.lr) == ("runs/a_cd", 500, 2, 0.001)
+    assert c.train.lr_schedule == "cosine" and isinstance(c.train.decay_start, int)
+    for bad, message in (("train.foo=1", "unknown TrainConfig keys: foo"), ("trainlr", "section.key=value"),
+                         ("train=3", "section of keys"), ("train.lr.x=1", "not a section")):
+        with pytest.raises(ValueError, match=message):
+            load_config(p, DiTTrainConfig, [bad])
+    with pytest.raises(ValueError, match="unknown TrainConfig keys: foo"):  # the entry point passes --set through
+        main(["dit", "--config", str(p), "--set", "train.foo=1"])
 
 
 def test_bucket_shares_and_cache_names():
