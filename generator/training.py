@@ -453,8 +453,11 @@ def _trainer(cfg, run_dir: Path, use_distributed_sampler: bool = True, limit_val
         check_val_every_n_epoch=None, limit_val_batches=limit_val_batches, num_sanity_val_steps=0,
         use_distributed_sampler=use_distributed_sampler,
         logger=CSVLogger(str(run_dir), name="logs"),  # a new version_N per (re)start: no log is overwritten
+        # no version counter: last.ckpt is always the run's own, also in a branch copied from another run
+        # (whose restored callback state names the other folder and would make Lightning write last-v1.ckpt)
         callbacks=[ModelCheckpoint(dirpath=str(run_dir / "checkpoints"), save_last=True, save_top_k=0,
-                                   every_n_train_steps=t.checkpoint_every), StepPrinter()],
+                                   every_n_train_steps=t.checkpoint_every, enable_version_counter=False),
+                   StepPrinter()],
         enable_progress_bar=False, enable_model_summary=False, log_every_n_steps=10,
     )
 
@@ -466,7 +469,7 @@ def _resume_path(run_dir: Path) -> str | None:
 
 def _init_weights(module: L.LightningModule, cfg) -> None:
     """Start a fresh run from another run's model weights (`train.init_from`); a resumed run keeps its own.
-    (Copying another run's last.ckpt into run_dir instead would make Lightning version the file names.)"""
+    (A branch that must keep the other run's step, optimiser and schedule copies its last.ckpt into run_dir.)"""
     src = cfg.train.init_from
     if not src or _resume_path(Path(cfg.train.run_dir)):
         return

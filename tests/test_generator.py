@@ -166,6 +166,26 @@ def test_vae_training_resumes_where_it_stopped(tmp_path):
     assert resumed < first  # the loss continues from where it was, it does not start over
 
 
+def test_cooldown_branch_of_a_run_keeps_its_step_and_decays(tmp_path):
+    """warmup-stable-decay: a copy of a constant-lr run's last.ckpt resumes in another folder with a cosine
+    decay from its step (set on the command line); the original run is left as it was."""
+    import shutil
+
+    from generator.train import main
+
+    run, cd = tmp_path / "run", tmp_path / "cd"
+    cfg = _tiny_vae_yaml(tmp_path, run, 10)
+    main(["vae", "--config", str(cfg), "--max-steps", "10"])
+    (cd / "checkpoints").mkdir(parents=True)
+    shutil.copy(run / "checkpoints" / "last.ckpt", cd / "checkpoints" / "last.ckpt")
+    main(["vae", "--config", str(cfg), "--set", f"train.run_dir={cd}", "--set", "train.lr_schedule=cosine",
+          "--set", "train.decay_start=10", "--set", "train.max_steps=20", "--set", "train.min_lr_ratio=0.1"])
+    blob = torch.load(cd / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert blob["global_step"] == 20 and sorted(p.name for p in (cd / "checkpoints").iterdir()) == ["last.ckpt"]
+    assert blob["lr_schedulers"][0]["_last_lr"][0] == pytest.approx(0.1 * 0.003)  # decayed to its floor
+    assert torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["global_step"] == 10
+
+
 def _finetune_from_a_plain_run(tmp_path: Path, steps: int, extra: str) -> tuple[dict, dict, Path]:
     """A 5-step joint run, then a decoder-only run of `steps` initialised from it (fresh optimizer and step
     count): (the first run's state dict, the fine-tuned run's, its run folder)."""
