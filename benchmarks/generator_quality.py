@@ -9,7 +9,7 @@
   artifact benchmark's perception on clips generated from test-split captions with fresh seeds;
 - a contact sheet of 8 fixed prompts.
 
-    python -m benchmarks.generator_quality --out generator/weights [--n 64] [--steps 16] [--checkpoint DIT --vae VAE]
+    python -m benchmarks.generator_quality --out generator/weights [--n 64] [--steps 8 --sampler heun] [--checkpoint DIT --vae VAE]
     python -m benchmarks.generator_quality --vae-only runs/vae/checkpoints/last.ckpt --n 40
 """
 from __future__ import annotations
@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from generator.defaults import DEFAULT_GUIDANCE, DEFAULT_SAMPLER, DEFAULT_STEPS
 
 SHEET_PROMPTS = [
     "a red ball falls and bounces twice",
@@ -75,7 +77,8 @@ def vae_quality(vae, n: int = 64) -> dict:
             "reconstruction_prompt_all_checks_pass": float(np.mean(prompt_ok))}
 
 
-def dit_quality(pipe, n: int = 64, steps: int = 16, guidance: float = 4.0) -> dict:
+def dit_quality(pipe, n: int = 64, steps: int = DEFAULT_STEPS, guidance: float = DEFAULT_GUIDANCE,
+                sampler: str = DEFAULT_SAMPLER) -> dict:
     from world import make_clip, split_seeds
 
     from .metrics import measure_clip
@@ -84,7 +87,7 @@ def dit_quality(pipe, n: int = 64, steps: int = 16, guidance: float = 4.0) -> di
     for k, seed in enumerate(split_seeds("test", n, offset=10_000)):
         clip = make_clip(seed)
         prompt = clip.caption
-        frames = pipe(prompt, num_inference_steps=steps, guidance_scale=guidance, seed=seed)
+        frames = pipe(prompt, num_inference_steps=steps, guidance_scale=guidance, seed=seed, sampler=sampler)
         res = measure_clip(frames, pipe.fps, prompt)
         m = res["metrics"]
         rows.append({"family": clip.spec.family, "prompt": prompt,
@@ -94,7 +97,7 @@ def dit_quality(pipe, n: int = 64, steps: int = 16, guidance: float = 4.0) -> di
     fams = sorted({r["family"] for r in rows})
     no_occ = [r for r in rows if r["family"] != "occlusion"]
     return {
-        "clips": n, "steps": steps, "guidance": guidance,
+        "clips": n, "steps": steps, "guidance": guidance, "sampler": sampler,
         "prompt_all_checks_pass": float(np.mean([r["prompt_ok"] for r in rows])),
         "prompt_mean_adherence": float(np.mean([r["adherence"] for r in rows if r["adherence"] is not None] or [0])),
         "permanence_ok_occlusion_free": float(np.mean([r["permanence_ok"] for r in no_occ])) if no_occ else None,
@@ -103,12 +106,13 @@ def dit_quality(pipe, n: int = 64, steps: int = 16, guidance: float = 4.0) -> di
     }
 
 
-def contact_sheet(pipe, path: Path, steps: int = 16, guidance: float = 4.0, seed: int = 0) -> Path:
+def contact_sheet(pipe, path: Path, steps: int = DEFAULT_STEPS, guidance: float = DEFAULT_GUIDANCE, seed: int = 0,
+                  sampler: str = DEFAULT_SAMPLER) -> Path:
     from PIL import Image, ImageDraw
 
     rows = []
     for i, prompt in enumerate(SHEET_PROMPTS):
-        f = pipe(prompt, num_inference_steps=steps, guidance_scale=guidance, seed=seed + i)
+        f = pipe(prompt, num_inference_steps=steps, guidance_scale=guidance, seed=seed + i, sampler=sampler)
         strip = np.concatenate(list(f[::2]), axis=1)
         label = Image.new("RGB", (strip.shape[1], 12), (255, 255, 255))
         ImageDraw.Draw(label).text((2, 0), prompt, fill=(0, 0, 0))
@@ -123,8 +127,9 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=Path("generator/weights"))
     ap.add_argument("--n", type=int, default=64)
-    ap.add_argument("--steps", type=int, default=16)
-    ap.add_argument("--guidance", type=float, default=4.0)
+    ap.add_argument("--steps", type=int, default=DEFAULT_STEPS)
+    ap.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE)
+    ap.add_argument("--sampler", default=DEFAULT_SAMPLER, choices=["heun", "euler"])
     ap.add_argument("--checkpoint", type=Path, help="DiT weights (default: the shipped ones)")
     ap.add_argument("--vae", type=Path, help="VAE weights for the pipeline (default: the shipped ones)")
     ap.add_argument("--vae-only", type=Path, metavar="VAE",
@@ -143,9 +148,9 @@ def main(argv=None) -> None:
     t0 = time.time()
     res = {"checkpoint": pipe.checkpoint, "vae": vae_quality(pipe.vae, args.n)}
     print(json.dumps(res["vae"]), flush=True)
-    res["dit"] = dit_quality(pipe, args.n, args.steps, args.guidance)
+    res["dit"] = dit_quality(pipe, args.n, args.steps, args.guidance, args.sampler)
     print(json.dumps({k: v for k, v in res["dit"].items() if k != "rows"}), flush=True)
-    contact_sheet(pipe, args.out / "samples.png", args.steps, args.guidance)
+    contact_sheet(pipe, args.out / "samples.png", args.steps, args.guidance, sampler=args.sampler)
     res["seconds"] = round(time.time() - t0, 1)
     (args.out / "quality.json").write_text(json.dumps(res, indent=1) + "\n")
 

@@ -110,23 +110,26 @@ def h264_roundtrip(frames: np.ndarray, crf: int, fps: float = 8.0) -> np.ndarray
 
 # ---- fake sources -----------------------------------------------------------------------------------
 class GeneratorSource:
-    """Synthetic clips from the generator (no watermark), cycling through step counts and guidance scales."""
+    """Synthetic clips from the generator (no watermark), drawing step count, guidance scale and sampler per
+    clip from its seed. (Detector v3 was trained on Euler clips only: samplers=("euler",) rebuilds its data.)"""
 
     def __init__(self, steps: Iterable[int] = (8, 12, 16, 24), guidance: Iterable[float] = (2.0, 3.0, 4.0, 5.0),
-                 checkpoint: str | None = None, size: int = 64, n_frames: int = 17, vae_checkpoint: str | None = None):
+                 checkpoint: str | None = None, size: int = 64, n_frames: int = 17, vae_checkpoint: str | None = None,
+                 samplers: Iterable[str] = ("heun", "euler")):
         from generator import load_pipeline
 
         self.pipe = load_pipeline(checkpoint, vae_checkpoint=vae_checkpoint)
-        self.steps, self.guidance = list(steps), list(guidance)
+        self.steps, self.guidance, self.samplers = list(steps), list(guidance), list(samplers)
         self.size, self.n_frames = size, n_frames
         self.last: dict = {}
 
     def __call__(self, prompt: str, seed: int) -> np.ndarray:
         rng = np.random.default_rng(seed)
         st, gs = int(rng.choice(self.steps)), float(rng.choice(self.guidance))
-        self.last = {"steps": st, "guidance": gs}
+        sampler = str(rng.choice(self.samplers))  # drawn last: the step and guidance draws of a seed are unchanged
+        self.last = {"steps": st, "guidance": gs, "sampler": sampler}
         return self.pipe(prompt, num_frames=self.n_frames, height=self.size, width=self.size,
-                         num_inference_steps=st, guidance_scale=gs, seed=seed, watermark=False)
+                         num_inference_steps=st, guidance_scale=gs, seed=seed, watermark=False, sampler=sampler)
 
 
 class StandInSource:

@@ -9,19 +9,21 @@ import typer
 
 from daas.errors import DaasError
 
+from .defaults import DEFAULT_GUIDANCE, DEFAULT_SAMPLER, DEFAULT_STEPS
+
 
 def generate(
     prompt: str = typer.Argument(..., help="What the clip should show."),
     output: Path = typer.Option(..., "-o", "--output", help="Output MP4 (a JSON sidecar goes beside it)."),
     frames: int = typer.Option(17, help="Number of frames (1 + 4k)."),
     size: str = typer.Option("64", help="N or WIDTHxHEIGHT (multiples of 8)."),
-    steps: int = typer.Option(16, help="Sampling steps."),
-    guidance: float = typer.Option(4.0, help="Classifier-free guidance scale."),
+    steps: int = typer.Option(DEFAULT_STEPS, help="Sampling steps (Heun: two DiT evaluations each)."),
+    guidance: float = typer.Option(DEFAULT_GUIDANCE, help="Classifier-free guidance scale."),
     seed: int = typer.Option(0, help="Seed (the same seed gives the same clip)."),
     negative: Optional[str] = typer.Option(None, help="Negative prompt."),
     image: Optional[Path] = typer.Option(None, help="First frame (a video file's first frame or a PNG/JPEG)."),
     extend: Optional[Path] = typer.Option(None, help="A video to continue."),
-    sampler: str = typer.Option("euler", help="euler or heun."),
+    sampler: str = typer.Option(DEFAULT_SAMPLER, help="heun or euler."),
     checkpoint: Optional[Path] = typer.Option(None, help="DiT weights (default: the shipped checkpoint)."),
     overwrite: bool = typer.Option(False, help="Replace existing outputs."),
     as_json: bool = typer.Option(False, "--json", help="Print the sidecar as JSON."),

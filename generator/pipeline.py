@@ -2,7 +2,7 @@
 
     pipe = load_pipeline()
     frames = pipe("a red ball falls and bounces twice", num_frames=17, height=64, width=64,
-                  num_inference_steps=16, guidance_scale=4.0, seed=0)       # uint8 [T, H, W, 3]
+                  num_inference_steps=8, guidance_scale=4.0, seed=0)        # uint8 [T, H, W, 3] (Heun by default)
 
 `generate_video` adds what every DAAS output carries: the watermark, the MP4, the C2PA signature and a JSON
 sidecar with every parameter.
@@ -20,6 +20,7 @@ import torch
 from daas.errors import DaasError
 
 from .config import MAX_FRAMES, MAX_SIDE, MIN_SIDE
+from .defaults import DEFAULT_GUIDANCE, DEFAULT_SAMPLER, DEFAULT_STEPS
 from .dit import DiT
 from .flow import sample
 from .text import MAX_PROMPT_CHARS, TextEncoder, get_text_encoder
@@ -112,9 +113,9 @@ class VideoPipeline:
 
     # generation --------------------------------------------------------------------------------------
     def __call__(self, prompt: str | list[str], num_frames: int = 17, height: int = 64, width: int = 64,
-                 num_inference_steps: int = 16, guidance_scale: float = 4.0, seed: int = 0,
+                 num_inference_steps: int = DEFAULT_STEPS, guidance_scale: float = DEFAULT_GUIDANCE, seed: int = 0,
                  negative_prompt: str | None = None, image: np.ndarray | None = None,
-                 video: np.ndarray | None = None, sampler: str = "euler", watermark: bool = False,
+                 video: np.ndarray | None = None, sampler: str = DEFAULT_SAMPLER, watermark: bool = False,
                  progress: Callable[[int], None] | None = None) -> np.ndarray:
         """Frames uint8 [T, H, W, 3] for one prompt, [B, T, H, W, 3] for a list; the same seed gives the same
         frames. With `video`, the result continues it: the given frames, then the new ones."""
@@ -188,9 +189,9 @@ def generate_video(pipe: VideoPipeline, prompt: str, output: str | Path, *, over
     t0 = time.perf_counter()
     frames = pipe(prompt, **kwargs)
     gen_s = time.perf_counter() - t0
-    params = {"prompt": prompt, "seed": kwargs.get("seed", 0), "steps": kwargs.get("num_inference_steps", 16),
-              "guidance": kwargs.get("guidance_scale", 4.0), "frames": int(frames.shape[0]),
-              "size": f"{frames.shape[2]}x{frames.shape[1]}", "sampler": kwargs.get("sampler", "euler"),
+    params = {"prompt": prompt, "seed": kwargs.get("seed", 0), "steps": kwargs.get("num_inference_steps", DEFAULT_STEPS),
+              "guidance": kwargs.get("guidance_scale", DEFAULT_GUIDANCE), "frames": int(frames.shape[0]),
+              "size": f"{frames.shape[2]}x{frames.shape[1]}", "sampler": kwargs.get("sampler", DEFAULT_SAMPLER),
               "negative_prompt": kwargs.get("negative_prompt") or "", "model": pipe.checkpoint["dit"],
               "mode": "extend" if kwargs.get("video") is not None else
               "image-to-video" if kwargs.get("image") is not None else "text-to-video"}

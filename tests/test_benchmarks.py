@@ -11,6 +11,7 @@ import pytest
 from benchmarks.inject import ARTIFACTS, TARGET, inject
 from benchmarks.metrics import METRICS, measure, prompt_adherence
 from benchmarks.perception import match_truth, perceive
+from generator.defaults import DEFAULT_STEPS
 from world import PALETTE, make_clip, render, split_seeds
 from world.captions import a as a_noun
 from world.scenes import Track
@@ -343,7 +344,7 @@ def test_report_on_tiny_suite(tmp_path):
     items = load_suite(per_category=1, categories=["gravity", "candle"])
     calls = []
     report, ex = run(items, {"generator": generator_source(_fake_pipe(calls)), "world": world_source})
-    assert len(calls) == 2 and calls[0][1:3] == (16, 4.0)
+    assert len(calls) == 2 and calls[0][1:3] == (DEFAULT_STEPS, 4.0)
     jp, hp = write_report(report, ex, tmp_path / "out")
     data = json.loads(jp.read_text())
     gen, world = data["sources"]["generator"]["summary"], data["sources"]["world"]["summary"]
@@ -391,7 +392,7 @@ def test_cli_generator_with_fake_pipeline(tmp_path, monkeypatch):
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout[res.stdout.index("{"):])
     assert set(out["summary"]) == {"generator", "generator (weak: 2 steps, cfg 1)"}
-    assert {c[1] for c in calls} == {16, 2}
+    assert {c[1] for c in calls} == {DEFAULT_STEPS, 2}
     assert len(calls) == 2 and len(calls[0][0]) == 8  # one batch of the 8 categories' prompts per setting
     weak = out["summary"]["generator (weak: 2 steps, cfg 1)"]["all"]
     assert weak["any"]["violation_rate"] == 1.0  # a frozen frame never does what a prompt asks

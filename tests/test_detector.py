@@ -291,8 +291,8 @@ def test_scan_classifier_segments_and_likely_synthetic(clips, tmp_path):
 
 def test_scan_shipped_checkpoint(clips):
     """The shipped weights: a real clip gives no evidence; an unsigned, unwatermarked synthetic clip of the
-    kind it was trained on (the shipped generator's output, 16 steps, guidance 4, a world caption as the
-    prompt; see detector/weights/MODEL_CARD.md) is likely synthetic."""
+    kind `daas generate` makes by default (the shipped generator's output, 8 Heun steps, guidance 4, a world
+    caption as the prompt; see detector/weights/MODEL_CARD.md) is likely synthetic."""
     from daas.video import write_video
     from detector.model import DEFAULT_CHECKPOINT
     from detector.scan import scan
@@ -302,7 +302,7 @@ def test_scan_shipped_checkpoint(clips):
         pytest.skip("no shipped detector checkpoint")
     if not (DIT_FILE.exists() and VAE_FILE.exists()):
         pytest.skip("no shipped generator checkpoint")
-    src = D.GeneratorSource(steps=[16], guidance=[4.0])  # no watermark
+    src = D.GeneratorSource(steps=[8], guidance=[4.0], samplers=["heun"])  # no watermark
     write_video(clips / "unmarked.mp4", src(make_clip(950_402).caption, 950_402), 8.0, crf=23)
     results, _ = scan([clips / "real.mp4", clips / "signed.mp4", clips / "unmarked.mp4"])
     v = _verdicts(results)

@@ -488,6 +488,7 @@ def test_generate_cli_signs_watermarks_and_never_overwrites(tmp_path, monkeypatc
     assert r.returncode == 0, r.stderr
     side = json.loads(r.stdout)
     assert side["params"]["prompt"] == "a red ball falls and bounces" and side["params"]["steps"] == 4
+    assert side["params"]["sampler"] == "heun" and side["params"]["guidance"] == 4.0  # the defaults, recorded
     assert json.loads(out.with_suffix(".json").read_text()) == side
     from provenance import verify_video
 
