@@ -95,9 +95,9 @@ def train(
     """Train (or resume) the VAE or the DiT; runs live in runs/<stage>/.
 
     Example: daas train vae --config configs/vae.yaml
-    A cooldown branch of a constant-lr DiT run (after copying runs/dit16t to runs/dit16t_cd):
-    daas train dit --config configs/dit_vae16.yaml --set train.run_dir=runs/dit16t_cd
-    --set train.lr_schedule=cosine --set train.decay_start=13400 --set train.max_steps=16400
+    A cooldown branch of a constant-lr DiT run (after copying runs/dit16t/checkpoints/last.ckpt into
+    runs/dit16t_cd/checkpoints/): daas train dit --config configs/dit_vae16.yaml --set train.run_dir=runs/dit16t_cd
+    --set train.lr_schedule=cosine --set train.decay_start=13500 --set train.max_steps=15000
     """
     if stage not in ("vae", "dit"):
         raise DaasError(f"stage must be vae or dit, got {stage!r}")
