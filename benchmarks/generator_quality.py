@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from generator.defaults import DEFAULT_GUIDANCE, DEFAULT_SAMPLER, DEFAULT_STEPS
+from generator.defaults import DEFAULT_GUIDANCE, DEFAULT_SAMPLER, DEFAULT_SHIFT, DEFAULT_STEPS
 
 SHEET_PROMPTS = [
     "a red ball falls and bounces twice",
@@ -78,7 +78,7 @@ def vae_quality(vae, n: int = 64) -> dict:
 
 
 def dit_quality(pipe, n: int = 64, steps: int = DEFAULT_STEPS, guidance: float = DEFAULT_GUIDANCE,
-                sampler: str = DEFAULT_SAMPLER) -> dict:
+                sampler: str = DEFAULT_SAMPLER, shift: float = DEFAULT_SHIFT) -> dict:
     from world import make_clip, split_seeds
 
     from .metrics import measure_clip
@@ -87,7 +87,8 @@ def dit_quality(pipe, n: int = 64, steps: int = DEFAULT_STEPS, guidance: float =
     for k, seed in enumerate(split_seeds("test", n, offset=10_000)):
         clip = make_clip(seed)
         prompt = clip.caption
-        frames = pipe(prompt, num_inference_steps=steps, guidance_scale=guidance, seed=seed, sampler=sampler)
+        frames = pipe(prompt, num_inference_steps=steps, guidance_scale=guidance, seed=seed, sampler=sampler,
+                      shift=shift)
         res = measure_clip(frames, pipe.fps, prompt)
         m = res["metrics"]
         rows.append({"family": clip.spec.family, "prompt": prompt,
@@ -97,7 +98,7 @@ def dit_quality(pipe, n: int = 64, steps: int = DEFAULT_STEPS, guidance: float =
     fams = sorted({r["family"] for r in rows})
     no_occ = [r for r in rows if r["family"] != "occlusion"]
     return {
-        "clips": n, "steps": steps, "guidance": guidance, "sampler": sampler,
+        "clips": n, "steps": steps, "guidance": guidance, "sampler": sampler, "shift": shift,
         "prompt_all_checks_pass": float(np.mean([r["prompt_ok"] for r in rows])),
         "prompt_mean_adherence": float(np.mean([r["adherence"] for r in rows if r["adherence"] is not None] or [0])),
         "permanence_ok_occlusion_free": float(np.mean([r["permanence_ok"] for r in no_occ])) if no_occ else None,
@@ -107,12 +108,13 @@ def dit_quality(pipe, n: int = 64, steps: int = DEFAULT_STEPS, guidance: float =
 
 
 def contact_sheet(pipe, path: Path, steps: int = DEFAULT_STEPS, guidance: float = DEFAULT_GUIDANCE, seed: int = 0,
-                  sampler: str = DEFAULT_SAMPLER) -> Path:
+                  sampler: str = DEFAULT_SAMPLER, shift: float = DEFAULT_SHIFT) -> Path:
     from PIL import Image, ImageDraw
 
     rows = []
     for i, prompt in enumerate(SHEET_PROMPTS):
-        f = pipe(prompt, num_inference_steps=steps, guidance_scale=guidance, seed=seed + i, sampler=sampler)
+        f = pipe(prompt, num_inference_steps=steps, guidance_scale=guidance, seed=seed + i, sampler=sampler,
+                 shift=shift)
         strip = np.concatenate(list(f[::2]), axis=1)
         label = Image.new("RGB", (strip.shape[1], 12), (255, 255, 255))
         ImageDraw.Draw(label).text((2, 0), prompt, fill=(0, 0, 0))
@@ -130,6 +132,7 @@ def main(argv=None) -> None:
     ap.add_argument("--steps", type=int, default=DEFAULT_STEPS)
     ap.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE)
     ap.add_argument("--sampler", default=DEFAULT_SAMPLER, choices=["heun", "euler"])
+    ap.add_argument("--shift", type=float, default=DEFAULT_SHIFT, help="timestep shift of the sampler")
     ap.add_argument("--checkpoint", type=Path, help="DiT weights (default: the shipped ones)")
     ap.add_argument("--vae", type=Path, help="VAE weights for the pipeline (default: the shipped ones)")
     ap.add_argument("--vae-only", type=Path, metavar="VAE",
@@ -148,9 +151,9 @@ def main(argv=None) -> None:
     t0 = time.time()
     res = {"checkpoint": pipe.checkpoint, "vae": vae_quality(pipe.vae, args.n)}
     print(json.dumps(res["vae"]), flush=True)
-    res["dit"] = dit_quality(pipe, args.n, args.steps, args.guidance, args.sampler)
+    res["dit"] = dit_quality(pipe, args.n, args.steps, args.guidance, args.sampler, args.shift)
     print(json.dumps({k: v for k, v in res["dit"].items() if k != "rows"}), flush=True)
-    contact_sheet(pipe, args.out / "samples.png", args.steps, args.guidance, sampler=args.sampler)
+    contact_sheet(pipe, args.out / "samples.png", args.steps, args.guidance, sampler=args.sampler, shift=args.shift)
     res["seconds"] = round(time.time() - t0, 1)
     (args.out / "quality.json").write_text(json.dumps(res, indent=1) + "\n")
 

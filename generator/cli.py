@@ -9,7 +9,7 @@ import typer
 
 from daas.errors import DaasError
 
-from .defaults import DEFAULT_GUIDANCE, DEFAULT_SAMPLER, DEFAULT_STEPS
+from .defaults import DEFAULT_GUIDANCE, DEFAULT_SAMPLER, DEFAULT_SHIFT, DEFAULT_STEPS
 
 
 def generate(
@@ -24,6 +24,7 @@ def generate(
     image: Optional[Path] = typer.Option(None, help="First frame (a video file's first frame or a PNG/JPEG)."),
     extend: Optional[Path] = typer.Option(None, help="A video to continue."),
     sampler: str = typer.Option(DEFAULT_SAMPLER, help="heun or euler."),
+    shift: float = typer.Option(DEFAULT_SHIFT, help="Timestep shift (> 1 spends more steps at high noise)."),
     checkpoint: Optional[Path] = typer.Option(None, help="DiT weights (default: the shipped checkpoint)."),
     overwrite: bool = typer.Option(False, help="Replace existing outputs."),
     as_json: bool = typer.Option(False, "--json", help="Print the sidecar as JSON."),
@@ -51,14 +52,14 @@ def generate(
         cond_video, _ = read_video(extend, size=(width, height), max_frames=64)
     err = Console(stderr=True)
     pipe = load_pipeline(checkpoint)
-    pipe.check([prompt], frames, height, width, steps, guidance)  # before the progress bar draws anything
+    pipe.check([prompt], frames, height, width, steps, guidance, shift)  # before the progress bar draws anything
     with Progress(TextColumn("generating"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
                   TimeElapsedColumn(), console=err, transient=True) as bar:
         task = bar.add_task("", total=steps)
         side = generate_video(pipe, prompt, output, overwrite=overwrite, num_frames=frames, height=height,
                               width=width, num_inference_steps=steps, guidance_scale=guidance, seed=seed,
                               negative_prompt=negative, image=cond_image, video=cond_video, sampler=sampler,
-                              progress=lambda i: bar.update(task, completed=i + 1))
+                              shift=shift, progress=lambda i: bar.update(task, completed=i + 1))
     if as_json:
         emit_json(side)
     else:

@@ -6,3 +6,4 @@ better on the shipped checkpoint (held-out prompts, CFG 4: the figures are in ge
 DEFAULT_SAMPLER = "heun"
 DEFAULT_STEPS = 8
 DEFAULT_GUIDANCE = 4.0
+DEFAULT_SHIFT = 1.0  # timestep shift (> 1: more of the steps at high noise, as SD3 does); the 16-channel DiT liked 3

@@ -20,7 +20,7 @@ import torch
 from daas.errors import DaasError
 
 from .config import MAX_FRAMES, MAX_SIDE, MIN_SIDE
-from .defaults import DEFAULT_GUIDANCE, DEFAULT_SAMPLER, DEFAULT_STEPS
+from .defaults import DEFAULT_GUIDANCE, DEFAULT_SAMPLER, DEFAULT_SHIFT, DEFAULT_STEPS
 from .dit import DiT
 from .flow import sample
 from .text import MAX_PROMPT_CHARS, TextEncoder, get_text_encoder
@@ -51,7 +51,7 @@ class VideoPipeline:
 
     # checks ---------------------------------------------------------------------------------------
     def check(self, prompts: list[str], num_frames: int, height: int, width: int, steps: int,
-               guidance: float) -> None:
+               guidance: float, shift: float = DEFAULT_SHIFT) -> None:
         lim = self.limits
         for p in prompts:
             if not isinstance(p, str) or not p.strip():
@@ -69,6 +69,8 @@ class VideoPipeline:
             raise DaasError(f"num_inference_steps must be in 1..200, got {steps}")
         if not (0.0 <= guidance <= 30.0):
             raise DaasError(f"guidance_scale must be in 0..30, got {guidance}")
+        if not (0.1 <= shift <= 20.0):
+            raise DaasError(f"shift must be in 0.1..20, got {shift}")
 
     # latents ----------------------------------------------------------------------------------------
     def encode(self, frames: np.ndarray) -> torch.Tensor:
@@ -116,13 +118,13 @@ class VideoPipeline:
                  num_inference_steps: int = DEFAULT_STEPS, guidance_scale: float = DEFAULT_GUIDANCE, seed: int = 0,
                  negative_prompt: str | None = None, image: np.ndarray | None = None,
                  video: np.ndarray | None = None, sampler: str = DEFAULT_SAMPLER, watermark: bool = False,
-                 progress: Callable[[int], None] | None = None) -> np.ndarray:
+                 progress: Callable[[int], None] | None = None, shift: float = DEFAULT_SHIFT) -> np.ndarray:
         """Frames uint8 [T, H, W, 3] for one prompt, [B, T, H, W, 3] for a list; the same seed gives the same
         frames. With `video`, the result continues it: the given frames, then the new ones."""
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
         if not prompts:
             raise DaasError("no prompt given")
-        self.check(prompts, num_frames, height, width, num_inference_steps, guidance_scale)
+        self.check(prompts, num_frames, height, width, num_inference_steps, guidance_scale, shift)
         B = len(prompts)
         T_lat = self.vae.latent_frames(num_frames)
         h, w = height // self.vae.space_factor, width // self.vae.space_factor
@@ -132,7 +134,8 @@ class VideoPipeline:
         null_text, null_mask = self.text([negative_prompt or ""])
         cond, cmask, n_given = self._conditioning(image, video, B, T_lat, h, w, height, width)
         z = sample(self.dit, noise, text, mask, null_text, null_mask, steps=num_inference_steps,
-                   guidance=guidance_scale, method=sampler, cond=cond, cond_mask=cmask, callback=progress)
+                   guidance=guidance_scale, method=sampler, cond=cond, cond_mask=cmask, shift=shift,
+                   callback=progress)
         frames = self.decode(z.float())
         if video is not None:  # the given clip, then the continuation
             new = frames[:, n_given:]
@@ -192,6 +195,7 @@ def generate_video(pipe: VideoPipeline, prompt: str, output: str | Path, *, over
     params = {"prompt": prompt, "seed": kwargs.get("seed", 0), "steps": kwargs.get("num_inference_steps", DEFAULT_STEPS),
               "guidance": kwargs.get("guidance_scale", DEFAULT_GUIDANCE), "frames": int(frames.shape[0]),
               "size": f"{frames.shape[2]}x{frames.shape[1]}", "sampler": kwargs.get("sampler", DEFAULT_SAMPLER),
+              "shift": kwargs.get("shift", DEFAULT_SHIFT),
               "negative_prompt": kwargs.get("negative_prompt") or "", "model": pipe.checkpoint["dit"],
               "mode": "extend" if kwargs.get("video") is not None else
               "image-to-video" if kwargs.get("image") is not None else "text-to-video"}

@@ -340,6 +340,8 @@ def test_pipeline_is_reproducible_per_seed(pipe):
     batch = pipe(["a red ball falls and bounces", "a blue square slides to the left"], num_inference_steps=4, seed=3)
     assert batch.shape == (2, 17, 64, 64, 3)
     assert np.abs(batch[0].astype(int) - a).max() <= 2  # batched equals single (up to float reassociation)
+    shifted = pipe("a red ball falls and bounces", num_inference_steps=4, seed=3, shift=3.0)
+    assert not np.array_equal(shifted, a)  # the timestep shift reaches the sampler
 
 
 @shipped
@@ -361,6 +363,7 @@ def test_pipeline_image_to_video_and_extension(pipe):
     ({"width": 4096}, "multiple of 8"),
     ({"num_inference_steps": 0}, "num_inference_steps"),
     ({"guidance_scale": -1.0}, "guidance_scale"),
+    ({"shift": 0.0}, "shift"),
 ])
 def test_pipeline_rejects_bad_input(pipe, kwargs, message):
     kwargs = {"prompt": "a red ball", **kwargs}
@@ -489,6 +492,7 @@ def test_generate_cli_signs_watermarks_and_never_overwrites(tmp_path, monkeypatc
     side = json.loads(r.stdout)
     assert side["params"]["prompt"] == "a red ball falls and bounces" and side["params"]["steps"] == 4
     assert side["params"]["sampler"] == "heun" and side["params"]["guidance"] == 4.0  # the defaults, recorded
+    assert side["params"]["shift"] == 1.0
     assert json.loads(out.with_suffix(".json").read_text()) == side
     from provenance import verify_video
 
