@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from daas.fileio import atomic_path, write_json
 from generator.defaults import DEFAULT_GUIDANCE, DEFAULT_SAMPLER, DEFAULT_SHIFT, DEFAULT_STEPS
 
 SHEET_PROMPTS = [
@@ -121,7 +122,8 @@ def contact_sheet(pipe, path: Path, steps: int = DEFAULT_STEPS, guidance: float 
         rows += [np.asarray(label), strip]
     img = Image.fromarray(np.concatenate(rows, axis=0))
     img = img.resize((img.width * 2, img.height * 2), Image.NEAREST)
-    img.save(path)
+    with atomic_path(path, overwrite=True) as tmp:
+        img.save(tmp)
     return path
 
 
@@ -155,7 +157,7 @@ def main(argv=None) -> None:
     print(json.dumps({k: v for k, v in res["dit"].items() if k != "rows"}), flush=True)
     contact_sheet(pipe, args.out / "samples.png", args.steps, args.guidance, sampler=args.sampler, shift=args.shift)
     res["seconds"] = round(time.time() - t0, 1)
-    (args.out / "quality.json").write_text(json.dumps(res, indent=1) + "\n")
+    write_json(args.out / "quality.json", res, overwrite=True)
 
 
 if __name__ == "__main__":
