@@ -52,7 +52,7 @@ def generate(
         cond_video, _ = read_video(extend, size=(width, height), max_frames=64)
     err = Console(stderr=True)
     pipe = load_pipeline(checkpoint)
-    pipe.check([prompt], frames, height, width, steps, guidance, shift)  # before the progress bar draws anything
+    pipe.check([prompt], frames, height, width, steps, guidance, shift, sampler)  # before the progress bar draws anything
     with Progress(TextColumn("generating"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
                   TimeElapsedColumn(), console=err, transient=True) as bar:
         task = bar.add_task("", total=steps)

@@ -38,6 +38,9 @@ def timesteps(steps: int, shift: float = 1.0) -> torch.Tensor:
     return shift * t / (1 + (shift - 1) * t)
 
 
+SAMPLERS = ("heun", "euler")
+
+
 @torch.no_grad()
 def sample(model: Callable, noise: torch.Tensor, text: torch.Tensor, text_mask: torch.Tensor,
            null_text: torch.Tensor, null_mask: torch.Tensor, steps: int = 16, guidance: float = 4.0,
@@ -45,8 +48,8 @@ def sample(model: Callable, noise: torch.Tensor, text: torch.Tensor, text_mask: 
            shift: float = 1.0, callback: Callable[[int], None] | None = None) -> torch.Tensor:
     """Integrate the flow from `noise` to t = 0. Guidance mixes conditional and unconditional velocities
     (the unconditional prompt is the empty or the negative prompt); both run in one batch."""
-    if method not in ("euler", "heun"):
-        raise ValueError(f"unknown sampler {method!r}; choose euler or heun")
+    if method not in SAMPLERS:
+        raise ValueError(f"unknown sampler {method!r}; choose {' or '.join(SAMPLERS)}")
     B = noise.shape[0]
     # pad text and null text to one length so both halves go through the model together
     L = max(text.shape[1], null_text.shape[1])

@@ -22,7 +22,7 @@ from daas.errors import DaasError
 from .config import MAX_FRAMES, MAX_SIDE, MIN_SIDE
 from .defaults import DEFAULT_GUIDANCE, DEFAULT_SAMPLER, DEFAULT_SHIFT, DEFAULT_STEPS
 from .dit import DiT
-from .flow import sample
+from .flow import SAMPLERS, sample
 from .text import MAX_PROMPT_CHARS, TextEncoder, get_text_encoder
 from .vae import VideoVAE
 from .weights import DIT_FILE, VAE_FILE, encoder_fingerprint, file_sha256, load_dit, load_vae
@@ -51,7 +51,7 @@ class VideoPipeline:
 
     # checks ---------------------------------------------------------------------------------------
     def check(self, prompts: list[str], num_frames: int, height: int, width: int, steps: int,
-               guidance: float, shift: float = DEFAULT_SHIFT) -> None:
+               guidance: float, shift: float = DEFAULT_SHIFT, sampler: str = DEFAULT_SAMPLER) -> None:
         lim = self.limits
         for p in prompts:
             if not isinstance(p, str) or not p.strip():
@@ -71,6 +71,8 @@ class VideoPipeline:
             raise DaasError(f"guidance_scale must be in 0..30, got {guidance}")
         if not (0.1 <= shift <= 20.0):
             raise DaasError(f"shift must be in 0.1..20, got {shift}")
+        if sampler not in SAMPLERS:
+            raise DaasError(f"unknown sampler {sampler!r}; choose {' or '.join(SAMPLERS)}")
 
     # latents ----------------------------------------------------------------------------------------
     def encode(self, frames: np.ndarray) -> torch.Tensor:
@@ -124,7 +126,7 @@ class VideoPipeline:
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
         if not prompts:
             raise DaasError("no prompt given")
-        self.check(prompts, num_frames, height, width, num_inference_steps, guidance_scale, shift)
+        self.check(prompts, num_frames, height, width, num_inference_steps, guidance_scale, shift, sampler)
         B = len(prompts)
         T_lat = self.vae.latent_frames(num_frames)
         h, w = height // self.vae.space_factor, width // self.vae.space_factor
@@ -189,13 +191,15 @@ def generate_video(pipe: VideoPipeline, prompt: str, output: str | Path, *, over
     sidecar = output.with_suffix(".json")
     check_writable(output, overwrite)
     check_writable(sidecar, overwrite)
+    # the sampling settings resolved once: the sidecar records exactly what the pipeline ran with
+    kwargs = {"seed": 0, "num_inference_steps": DEFAULT_STEPS, "guidance_scale": DEFAULT_GUIDANCE,
+              "sampler": DEFAULT_SAMPLER, "shift": DEFAULT_SHIFT, **kwargs}
     t0 = time.perf_counter()
     frames = pipe(prompt, **kwargs)
     gen_s = time.perf_counter() - t0
-    params = {"prompt": prompt, "seed": kwargs.get("seed", 0), "steps": kwargs.get("num_inference_steps", DEFAULT_STEPS),
-              "guidance": kwargs.get("guidance_scale", DEFAULT_GUIDANCE), "frames": int(frames.shape[0]),
-              "size": f"{frames.shape[2]}x{frames.shape[1]}", "sampler": kwargs.get("sampler", DEFAULT_SAMPLER),
-              "shift": kwargs.get("shift", DEFAULT_SHIFT),
+    params = {"prompt": prompt, "seed": kwargs["seed"], "steps": kwargs["num_inference_steps"],
+              "guidance": kwargs["guidance_scale"], "frames": int(frames.shape[0]),
+              "size": f"{frames.shape[2]}x{frames.shape[1]}", "sampler": kwargs["sampler"], "shift": kwargs["shift"],
               "negative_prompt": kwargs.get("negative_prompt") or "", "model": pipe.checkpoint["dit"],
               "mode": "extend" if kwargs.get("video") is not None else
               "image-to-video" if kwargs.get("image") is not None else "text-to-video"}

@@ -20,11 +20,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                     help="override a config value (YAML syntax), e.g. --set train.lr_schedule=cosine; repeatable")
     args = ap.parse_args(argv)
-    cfg = load_config(args.config, VAETrainConfig if args.stage == "vae" else DiTTrainConfig, args.set)
-    if args.max_steps:
-        cfg.train.max_steps = args.max_steps
-    if args.threads:
-        cfg.train.threads = args.threads
+    overrides = args.set + [f"train.{k}={v}" for k, v in (("max_steps", args.max_steps), ("threads", args.threads)) if v]
+    cfg = load_config(args.config, VAETrainConfig if args.stage == "vae" else DiTTrainConfig, overrides)
     from pathlib import Path
 
     from . import training, weights

@@ -364,6 +364,7 @@ def test_pipeline_image_to_video_and_extension(pipe):
     ({"num_inference_steps": 0}, "num_inference_steps"),
     ({"guidance_scale": -1.0}, "guidance_scale"),
     ({"shift": 0.0}, "shift"),
+    ({"sampler": "rk4"}, "unknown sampler"),
 ])
 def test_pipeline_rejects_bad_input(pipe, kwargs, message):
     kwargs = {"prompt": "a red ball", **kwargs}
