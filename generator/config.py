@@ -149,6 +149,10 @@ class TrainConfig:
     # branch of a long constant-lr run (warmup-stable-decay): copy its run_dir, set decay_start to its step
     # and max_steps a few thousand later; the constant-lr run itself can go on from where it was.
     decay_start: int = 0
+    # DiT: training times are logit-normal, then shifted as in SD3 (generator.flow.shift_time): > 1 trains more
+    # at high noise, where a clip's objects and their persistence are decided; the higher a latent's dimension,
+    # the longer its structure survives the noise (SD3 shifts by 3 for its 16-channel latents at 1 MP)
+    timestep_shift: float = 1.0
     accelerator: str = "cpu"
     devices: int = 1
     strategy: str = "auto"
@@ -168,6 +172,8 @@ class TrainConfig:
         if self.decoder_noise < 0 or (self.decoder_noise > 0 and self.train_encoder):
             raise ValueError("train.decoder_noise must be >= 0, and is for decoder-only fine-tuning "
                              "(train_encoder: false)")
+        if not self.timestep_shift > 0:
+            raise ValueError(f"train.timestep_shift must be > 0, got {self.timestep_shift}")
 
 
 def native_bf16(accelerator: str = "cpu", cpuinfo: str | None = None) -> bool:

@@ -15,12 +15,18 @@ def logit_normal(n: int, generator: torch.Generator | None = None, device=None) 
     return torch.sigmoid(torch.randn(n, generator=generator, device=device))
 
 
+def shift_time(t: torch.Tensor, shift: float = 1.0) -> torch.Tensor:
+    """The SD3 timestep shift: t -> s t / (1 + (s - 1) t); s > 1 moves times towards noise (t = 1)."""
+    return shift * t / (1 + (shift - 1) * t)
+
+
 def flow_loss(model: Callable, x0: torch.Tensor, text: torch.Tensor, text_mask: torch.Tensor,
               cond: torch.Tensor | None = None, cond_mask: torch.Tensor | None = None,
-              t: torch.Tensor | None = None) -> torch.Tensor:
-    """Mean squared velocity error; latent frames given as conditioning are excluded from the loss."""
+              t: torch.Tensor | None = None, shift: float = 1.0) -> torch.Tensor:
+    """Mean squared velocity error; latent frames given as conditioning are excluded from the loss.
+    Without given times, they are drawn logit-normal and shifted by `shift` (see `shift_time`)."""
     B = x0.shape[0]
-    t = logit_normal(B, device=x0.device) if t is None else t
+    t = shift_time(logit_normal(B, device=x0.device), shift) if t is None else t
     noise = torch.randn_like(x0)
     tt = t.view(B, 1, 1, 1, 1)
     xt = (1 - tt) * x0 + tt * noise
@@ -34,8 +40,7 @@ def flow_loss(model: Callable, x0: torch.Tensor, text: torch.Tensor, text_mask: 
 
 def timesteps(steps: int, shift: float = 1.0) -> torch.Tensor:
     """steps + 1 times from 1 to 0; shift > 1 spends more steps at high noise (as SD3 does)."""
-    t = torch.linspace(1.0, 0.0, steps + 1)
-    return shift * t / (1 + (shift - 1) * t)
+    return shift_time(torch.linspace(1.0, 0.0, steps + 1), shift)
 
 
 SAMPLERS = ("heun", "euler")

@@ -370,7 +370,7 @@ class DiTModule(L.LightningModule):
         text, mask = self.text(caps)
         cond, cmask = (self._frame_condition(x0) if self.cfg.model.frame_cond else (None, None))
         if self.aux is None:
-            loss = flow_loss(self.dit, x0, text, mask, cond, cmask)
+            loss = flow_loss(self.dit, x0, text, mask, cond, cmask, shift=self.cfg.train.timestep_shift)
             self.log("train/loss", loss, prog_bar=True)
             return loss
         hidden = {}
@@ -379,7 +379,7 @@ class DiTModule(L.LightningModule):
             out, hidden["h"] = self.dit(*args, hidden_at=self.cfg.train.aux_block)
             return out
 
-        loss = flow_loss(dit, x0, text, mask, cond, cmask)
+        loss = flow_loss(dit, x0, text, mask, cond, cmask, shift=self.cfg.train.timestep_shift)
         aux = self.aux_loss(hidden["h"], batch["objects"])
         self.log("train/loss", loss, prog_bar=True)
         self.log("train/aux", aux)

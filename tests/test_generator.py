@@ -12,8 +12,9 @@ import pytest
 import torch
 
 from daas.errors import DaasError
+from generator.config import TrainConfig
 from generator.dit import DiT, DiTConfig
-from generator.flow import flow_loss, sample, timesteps
+from generator.flow import flow_loss, sample, shift_time, timesteps
 from generator.vae import VAEConfig, VideoVAE, psnr
 from generator.weights import DIT_FILE, VAE_FILE
 
@@ -110,6 +111,28 @@ def test_flow_sampler_integrates_a_known_velocity():
         out = sample(model, noise, e, m, e, m, steps=4, guidance=1.0, method=method)
         assert torch.allclose(out, x0, atol=1e-4)
     assert timesteps(4, shift=3.0)[0] == 1.0 and timesteps(4, shift=3.0)[-1] == 0.0
+
+
+def test_training_timestep_shift_moves_times_towards_noise():
+    t = torch.linspace(0, 1, 101)
+    shifted = shift_time(t, 3.0)
+    assert shifted[0] == 0 and shifted[-1] == 1 and torch.all(shifted[1:] > shifted[:-1])
+    assert torch.all(shifted[1:-1] > t[1:-1]) and torch.equal(shift_time(t, 1.0), t)
+    seen = []
+
+    def model(x, t, *_):
+        seen.append(t)
+        return torch.zeros_like(x)
+
+    x0 = torch.zeros(4000, 1, 1, 1, 1)
+    for s in (1.0, 3.0):
+        torch.manual_seed(0)
+        flow_loss(model, x0, None, None, shift=s)
+    plain, shifted = seen
+    assert torch.allclose(shifted, shift_time(plain, 3.0))  # the same draws, shifted
+    assert 0.45 < plain.median() < 0.55 and 0.7 < shifted.median() < 0.8  # logit-normal median 0.5 -> 0.75
+    with pytest.raises(ValueError, match="timestep_shift"):
+        TrainConfig(timestep_shift=0.0)
 
 
 def test_tiny_dit_overfits_one_batch():
