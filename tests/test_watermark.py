@@ -58,6 +58,20 @@ def test_imperceptible_and_exact_on_clean(marked):
         assert d.detected and d.payload == payload and d.p_value <= 1e-6
 
 
+def test_mark_changes_luma_at_the_least_rgb_error():
+    """The RGB offset is along the luma weights: luma moves by the keyed pattern, at ~0.75x the RGB squared error
+    of a grey offset with the same luma (so more luma amplitude fits in the PSNR budget)."""
+    flat = np.full((3, 64, 64, 3), 128, np.uint8)
+    d = wm.embed(flat, KEY, 0x12345678).astype(float) - flat
+    dy = d @ np.array([0.299, 0.587, 0.114])
+    pattern = wm.mark_pattern(KEY, 0x12345678)
+    assert np.corrcoef(dy[0].ravel(), pattern.ravel())[0, 1] > 0.99
+    assert np.all(np.abs(dy - dy[0]) == 0)  # the same on every frame
+    rgb_mse, grey_mse = np.mean(d ** 2), np.mean(dy ** 2)  # a grey offset with this luma costs dy^2
+    assert 0.70 < rgb_mse / grey_mse < 0.80
+    assert np.all(d[..., 1] * dy >= 0) and np.abs(d[..., 1]).sum() > np.abs(d[..., 0]).sum() > np.abs(d[..., 2]).sum()
+
+
 @pytest.mark.parametrize("attack", ["crf28", "up2_crf28", "drop", "trim", "brightness", "crop_crf28"])
 def test_payload_survives(marked, attack):
     ok = 0
