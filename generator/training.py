@@ -548,8 +548,11 @@ def precompute_latents(vae: VideoVAE, cfg: DataConfig, split: str, n: int, out: 
 def _check_latents(ds: LatentDataset, cfg: DataConfig, vae: VideoVAE, path: Path) -> None:
     """The cache holds the configured buckets at the VAE's latent sizes (a stale cache is an error)."""
     want = cfg.bucket_list()
-    shapes = [tuple(x.shape[2:]) for x in ds.latents]
-    expect = [(vae.latent_frames(f), h // vae.space_factor, w // vae.space_factor) for f, h, w in want]
+    # the channels too: run directories share caches by symlink, and a 4-channel cache under a 16-channel DiT
+    # would otherwise fail late (or, with a DiT of matching width, train on the wrong latent space)
+    shapes = [tuple(x.shape[1:]) for x in ds.latents]
+    C = vae.cfg.latent_channels
+    expect = [(C, vae.latent_frames(f), h // vae.space_factor, w // vae.space_factor) for f, h, w in want]
     if ds.buckets != want or shapes != expect:
         raise ValueError(f"{path} holds latents of sizes {shapes}, but the buckets "
                          f"{[bucket_name(b) for b in want]} need {expect}: delete it to encode it again")

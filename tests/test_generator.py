@@ -634,6 +634,23 @@ def test_old_single_bucket_latent_cache_still_loads(tmp_path):
     assert item["latent"].dtype == torch.float32 and item["latent"].shape == (4, 2, 8, 8)
 
 
+def test_latent_cache_of_another_latent_space_is_refused(tmp_path):
+    from generator.config import DataConfig
+    from generator.training import LatentDataset, _check_latents
+
+    vae = VideoVAE(TINY_VAE)
+    cfg = DataConfig(buckets=[[5, 32, 32]])
+    for channels in (TINY_VAE.latent_channels, TINY_VAE.latent_channels + 4):
+        p = tmp_path / f"latents_{channels}.pt"
+        torch.save({"buckets": torch.tensor([[5, 32, 32]]), "latents": {"5x32x32": torch.zeros(2, channels, 2, 8, 8).half()},
+                    "seeds": {"5x32x32": torch.tensor([0, 1])}, "captions": json.dumps({"5x32x32": [["a"], ["b"]]})}, p)
+        if channels == TINY_VAE.latent_channels:
+            _check_latents(LatentDataset(p), cfg, vae, p)  # the right space passes
+        else:
+            with pytest.raises(ValueError, match="delete it"):
+                _check_latents(LatentDataset(p), cfg, vae, p)
+
+
 def _tiny_vae_weights(tmp: Path) -> Path:
     from generator.weights import save_weights
 
