@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from daas.errors import DaasError
-from generator.defaults import DEFAULT_STEPS
+from generator.defaults import DEFAULT_GUIDANCE, DEFAULT_STEPS
 
 bench_app = typer.Typer(help="Artifact benchmarks: object permanence, identity, physics, causality and "
                              "persistence measured in any clip, validated against the world.", no_args_is_help=True)
@@ -42,7 +42,7 @@ def artifacts(
     per_category: Optional[int] = typer.Option(None, "--per-category", min=1, help="Use the first N prompts of "
                                                "each category (default: the whole suite)."),
     steps: int = typer.Option(DEFAULT_STEPS, help="Sampling steps of the generator (its default sampler)."),
-    guidance: float = typer.Option(4.0, help="Classifier-free guidance scale."),
+    guidance: float = typer.Option(DEFAULT_GUIDANCE, help="Classifier-free guidance scale."),
     batch: int = typer.Option(8, min=1, help="Prompts generated per pipeline call (1: each with its own seed)."),
     weak: bool = typer.Option(True, "--weak/--no-weak", help="Also measure the weak setting (2 steps, guidance 1)."),
     world: bool = typer.Option(True, "--world/--no-world", help="Also measure the world's own clips (the ceiling)."),

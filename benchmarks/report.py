@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from generator.defaults import DEFAULT_STEPS
+from generator.defaults import DEFAULT_GUIDANCE, DEFAULT_STEPS
 
 from .metrics import METRICS, aggregate, measure
 from .perception import perceive
@@ -32,7 +32,7 @@ def world_source(item: dict) -> tuple[np.ndarray, float]:
     return clip.frames, clip.fps
 
 
-def generator_source(pipe: Callable, steps: int = DEFAULT_STEPS, guidance: float = 4.0, num_frames: int = 17,
+def generator_source(pipe: Callable, steps: int = DEFAULT_STEPS, guidance: float = DEFAULT_GUIDANCE, num_frames: int = 17,
                      size: int = 64, fps: float | None = None, items: list[dict] | None = None,
                      batch: int = 1) -> Callable[[dict], tuple[np.ndarray, float]]:
     """Clips from a pipeline callable: pipe(prompt or [prompts], num_frames=, height=, width=,

@@ -131,7 +131,7 @@ STRENGTH = 13.1  # per-chip luma amplitude on the canonical grid: luma RMS 3.7, 
 # the luma weights. Against a grey offset (1, 1, 1) it costs 25% less MSE, i.e. 16% more luma amplitude at the
 # same PSNR; the price is a faint green-magenta tint of the pattern (Cb -0.42, Cr -0.24 per unit of luma), which
 # 4:2:0 chroma subsampling and the eye's low chroma acuity both discard.
-_LUMA_W = np.array([0.299, 0.587, 0.114])
+_LUMA_W = np.array([0.299, 0.587, 0.114])  # BT.601 luma, also `luma` below
 RGB_PER_LUMA = (_LUMA_W / (_LUMA_W @ _LUMA_W)).astype(np.float32)
 PAY_BAND = ((0, 1), (1, 0), (1, 1), (0, 2), (2, 0))  # 8x8 block-DCT coefficients carrying the payload
 
@@ -192,7 +192,8 @@ class WatermarkKey:
 
 def luma(frames: np.ndarray) -> np.ndarray:
     f = frames.astype(np.float32)
-    return f[..., 0] * 0.299 + f[..., 1] * 0.587 + f[..., 2] * 0.114
+    r, g, b = _LUMA_W.tolist()  # python floats: the products stay float32
+    return f[..., 0] * r + f[..., 1] * g + f[..., 2] * b
 
 
 def _to_canon(y: np.ndarray) -> np.ndarray:
