@@ -188,6 +188,8 @@ def train(
                                     "temporal head."),
     threads: int = typer.Option(1, "--threads", min=1),
     seed: int = typer.Option(0, "--seed"),
+    init: Optional[Path] = typer.Option(None, "--init", help="Start from these detector weights (e.g. the shipped "
+                                        "ones, to follow a new generator); their architecture is kept."),
 ):
     """Train the detector (Lightning, CPU), calibrate its temperature on the val split, save fp16 weights.
 
@@ -198,8 +200,9 @@ def train(
     from .model import DetectorConfig
     from .training import fit
 
-    info = fit(data, out, cfg=DetectorConfig(backbone=backbone, temporal=not frame_only), max_steps=steps,
-               batch_size=batch_size, lr=lr, seed=seed, threads=threads, progress=sys.stderr.isatty())
+    cfg = None if init else DetectorConfig(backbone=backbone, temporal=not frame_only)
+    info = fit(data, out, cfg=cfg, max_steps=steps, batch_size=batch_size, lr=lr, seed=seed, threads=threads,
+               progress=sys.stderr.isatty(), init=init)
     sys.stdout.write(json.dumps(info, indent=1) + "\n")
 
 

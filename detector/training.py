@@ -91,13 +91,26 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray, lo: float = 0.25, hi
 def fit(data_root: str | os.PathLike, out: str | os.PathLike, *, cfg: DetectorConfig | None = None,
         max_steps: int = 600, batch_size: int = 8, lr: float = 2e-3, weight_decay: float = 0.05,
         frame_loss: float = 0.5, p_aug: float = 0.5, seed: int = 0, val_every: int = 200, threads: int | None = 1,
-        meta: dict | None = None, log_dir: str | os.PathLike | None = None, progress: bool = False) -> dict:
-    """Train on `<data_root>/train`, calibrate on `<data_root>/val`, save fp16 safetensors to `out`."""
+        meta: dict | None = None, log_dir: str | os.PathLike | None = None, progress: bool = False,
+        init: str | os.PathLike | None = None) -> dict:
+    """Train on `<data_root>/train`, calibrate on `<data_root>/val`, save fp16 safetensors to `out`.
+    `init`: detector weights to start from (e.g. the shipped ones, to follow a new generator); their
+    architecture is used and `cfg` must be None or the same."""
     import lightning as L
     import torch
 
     if threads:
         torch.set_num_threads(threads)
+    start = None
+    if init is not None:
+        from daas.errors import DaasError
+
+        from .model import load_detector
+
+        start, _ = load_detector(init)
+        if cfg is not None and cfg != start.cfg:
+            raise DaasError(f"{init} has another architecture than the one asked for")
+        cfg = start.cfg
     cfg = cfg or DetectorConfig()
     torch.manual_seed(seed)
     from .data import datamodule
@@ -105,6 +118,9 @@ def fit(data_root: str | os.PathLike, out: str | os.PathLike, *, cfg: DetectorCo
     dm = datamodule(data_root, batch_size=batch_size, n_frames=cfg.n_frames, size=cfg.size, p_aug=p_aug, seed=seed)
     dm.setup()
     module = _module(cfg, lr, weight_decay, max_steps, frame_loss)
+    if start is not None:
+        module.model.load_state_dict(start.state_dict())
+        module.model.temperature.fill_(1.0)  # refitted on val below
     has_val = "val" in dm.data
     from lightning.pytorch.loggers import CSVLogger
 
@@ -129,6 +145,7 @@ def fit(data_root: str | os.PathLike, out: str | os.PathLike, *, cfg: DetectorCo
     model.temperature.fill_(temperature)
     info = {"data": str(data_root), "steps": max_steps, "batch_size": batch_size, "lr": lr, "seed": seed,
             "n_train": len(dm.data["train"]), "n_val": len(dm.data.get("val", [])), "train_seconds": round(train_s, 1),
-            "temperature": round(temperature, 4), "val_auc": val_auc, "config": asdict(cfg), **(meta or {})}
+            "temperature": round(temperature, 4), "val_auc": val_auc, "config": asdict(cfg),
+            **({"init": str(init)} if init is not None else {}), **(meta or {})}
     save_detector(out, model, info)
     return info

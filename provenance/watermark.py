@@ -82,6 +82,12 @@ Why this method, and what was tried (measured; 40 clips each unless said, payloa
   luma; shifting brightness changes nothing). Codec-in-the-loop per-block reallocation (x264 run inside the
   embedder, amplitude ~ (retention * weight)^0.5, same PSNR): CRF 35 presence 0.78 -> 0.78, 0.5x 0.60 -> 0.70,
   CRF 28 payload 1.00 -> 0.97. Not adopted.
+- A mark in the generator's initial noise (session 9; Gaussian-Shading style: keyed signs of the noise, read back
+  by encoding the clip and integrating the flow from t = 0 to 1, unconditionally or with the prompt): the shipped
+  DiT does not invert. Correlation of the recovered noise with the true noise on 18 generated clips (8 Heun steps,
+  CFG 4 or 1, 8 inversion steps), element-wise 0.03-0.13 before any attack, 0.0-0.06 after CRF 35; pooled over
+  8x8 latent pixels 0.03-0.24 on 80 values, i.e. z ~ 1-2, against ~ 8 needed. enc(dec(z)) keeps 0.95-0.99 of
+  the latent: the 8-step sampler is what forgets the noise. Not pursued.
 - invisible-watermark (dwtDct, dwtDctSvd) needs >= 256 px, has no detection score, and fails on these clips:
   see the table.
 Measured (benchmarks/watermark_table.py, 100 marked 64x64 world clips delivered as CRF 18, payload / presence;

@@ -213,6 +213,18 @@ def test_tiny_model_trains_and_beats_chance(tmp_path):
     assert conds["unseen:other"]["full"]["video"]["n"] == 6 + 8  # test reals + the other set's fakes
     assert json.loads((tmp_path / "ev.json").read_text())["targets"].keys() == res["targets"].keys()
     assert "data:image/png;base64," in (tmp_path / "ev.html").read_text()
+    # continuing from these weights (as the shipped detector follows a new generator): at a vanishing learning
+    # rate the result is the starting model, with its architecture, not a fresh one
+    info2 = fit(tmp_path, tmp_path / "cont.safetensors", init=tmp_path / "tiny.safetensors", max_steps=2, lr=1e-12,
+                p_aug=0.0, log_dir=tmp_path / "logs", val_every=1000)
+    cont, meta2 = load_detector(tmp_path / "cont.safetensors")
+    assert cont.cfg == cfg and meta2["init"] == str(tmp_path / "tiny.safetensors") and info2["n_train"] == 48
+    import torch
+
+    p0, p1 = dict(model.named_parameters()), dict(cont.named_parameters())  # (batch-norm statistics do move)
+    assert all(torch.allclose(p0[k], p1[k], atol=1e-3) for k in p0)
+    with pytest.raises(DaasError, match="another architecture"):
+        fit(tmp_path, tmp_path / "x.safetensors", init=tmp_path / "tiny.safetensors", cfg=DetectorConfig(size=48))
 
 
 # ---- scan ----------------------------------------------------------------------------------------
