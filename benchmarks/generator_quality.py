@@ -25,6 +25,7 @@ import torch
 from daas.errors import DaasError
 from daas.fileio import atomic_path, write_json
 from generator.defaults import DEFAULT_GUIDANCE, DEFAULT_SAMPLER, DEFAULT_SHIFT, DEFAULT_STEPS
+from generator.pipeline import PRECISIONS
 
 SHEET_PROMPTS = [
     "a red ball falls and bounces twice",
@@ -101,6 +102,7 @@ def dit_quality(pipe, n: int = 64, steps: int = DEFAULT_STEPS, guidance: float =
     no_occ = [r for r in rows if r["family"] != "occlusion"]
     return {
         "clips": n, "steps": steps, "guidance": guidance, "sampler": sampler, "shift": shift,
+        "precision": pipe.precision,
         "prompt_all_checks_pass": float(np.mean([r["prompt_ok"] for r in rows])),
         "prompt_mean_adherence": float(np.mean([r["adherence"] for r in rows if r["adherence"] is not None] or [0])),
         "permanence_ok_occlusion_free": float(np.mean([r["permanence_ok"] for r in no_occ])) if no_occ else None,
@@ -136,6 +138,7 @@ def main(argv=None) -> None:
     ap.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE)
     ap.add_argument("--sampler", default=DEFAULT_SAMPLER)
     ap.add_argument("--shift", type=float, default=DEFAULT_SHIFT, help="timestep shift of the sampler")
+    ap.add_argument("--precision", default="32-true", choices=PRECISIONS, help="the DiT's precision")
     ap.add_argument("--checkpoint", type=Path, help="DiT weights (default: the shipped ones)")
     ap.add_argument("--vae", type=Path, help="VAE weights for the pipeline (default: the shipped ones)")
     ap.add_argument("--vae-only", type=Path, metavar="VAE",
@@ -144,13 +147,18 @@ def main(argv=None) -> None:
     for p in (args.vae_only, args.checkpoint, args.vae):
         if p is not None and not p.is_file():
             ap.error(f"{p} not found")
+    if not args.vae_only:  # made now, not found missing after minutes of measuring
+        try:
+            args.out.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            ap.error(f"cannot create {args.out}: {e.strerror}")
     torch.manual_seed(0)
     if args.vae_only:
         print(json.dumps(vae_quality(load_vae_any(args.vae_only), args.n)), flush=True)
         return
     from generator import load_pipeline
 
-    pipe = load_pipeline(args.checkpoint, vae_checkpoint=args.vae)
+    pipe = load_pipeline(args.checkpoint, vae_checkpoint=args.vae, precision=args.precision)
     try:  # the settings, before minutes of measuring
         pipe.check(["a prompt"], 17, 64, 64, args.steps, args.guidance, args.shift, args.sampler)
     except DaasError as e:

@@ -26,6 +26,8 @@ def generate(
     sampler: str = typer.Option(DEFAULT_SAMPLER, help="heun or euler."),
     shift: float = typer.Option(DEFAULT_SHIFT, help="Timestep shift (> 1 spends more steps at high noise)."),
     checkpoint: Optional[Path] = typer.Option(None, help="DiT weights (default: the shipped checkpoint)."),
+    precision: str = typer.Option("32-true", help="The DiT's: 32-true, bf16-mixed or auto (bf16 where the CPU "
+                                  "computes it natively; faster, not bit-identical to fp32)."),
     overwrite: bool = typer.Option(False, help="Replace existing outputs."),
     as_json: bool = typer.Option(False, "--json", help="Print the sidecar as JSON."),
 ):
@@ -51,7 +53,7 @@ def generate(
 
         cond_video, _ = read_video(extend, size=(width, height), max_frames=64)
     err = Console(stderr=True)
-    pipe = load_pipeline(checkpoint)
+    pipe = load_pipeline(checkpoint, precision=precision)
     pipe.check([prompt], frames, height, width, steps, guidance, shift, sampler)  # before the progress bar draws anything
     with Progress(TextColumn("generating"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
                   TimeElapsedColumn(), console=err, transient=True) as bar:

@@ -94,7 +94,8 @@ class Attention(nn.Module):
         ctx = x if context is None else context
         q = self.q(x).view(B, N, self.heads, -1).transpose(1, 2)
         k, v = self.kv(ctx).view(B, ctx.shape[1], 2, self.heads, -1).permute(2, 0, 3, 1, 4)
-        q, k = self.q_norm(q), self.k_norm(k)
+        # the norms in fp32 (under bf16 autocast their fp32 weights would meet bf16 inputs), back to v's dtype
+        q, k = self.q_norm(q.float()).to(v.dtype), self.k_norm(k.float()).to(v.dtype)
         if rope is not None:
             q, k = apply_rope(q, *rope), apply_rope(k, *rope)
         attn_mask = None if mask is None else mask[:, None, None, :]

@@ -397,3 +397,19 @@ def test_cli_generator_with_fake_pipeline(tmp_path, monkeypatch):
     weak = out["summary"]["generator (weak: 2 steps, cfg 1)"]["all"]
     assert weak["any"]["violation_rate"] == 1.0  # a frozen frame never does what a prompt asks
     assert (tmp_path / "report.json").exists()
+
+
+@pytest.mark.skipif(not __import__("generator.weights", fromlist=["DIT_FILE"]).DIT_FILE.exists(),
+                    reason="no shipped checkpoint")
+def test_generator_quality_writes_its_report_into_a_new_folder(tmp_path):
+    from benchmarks.generator_quality import main
+
+    out = tmp_path / "new" / "folder"  # made up front: a missing folder used to fail after the measuring
+    main(["--out", str(out), "--n", "1", "--steps", "1", "--precision", "32-true"])
+    res = json.loads((out / "quality.json").read_text())
+    assert res["dit"]["clips"] == 1 and res["dit"]["precision"] == "32-true" and res["dit"]["steps"] == 1
+    assert len(res["dit"]["rows"]) == 1 and res["vae"]["clips"] == 1
+    assert (out / "samples.png").stat().st_size > 0
+    with pytest.raises(SystemExit):  # a bad precision is refused before anything is made or measured
+        main(["--out", str(tmp_path / "x"), "--n", "1", "--precision", "fp8"])
+    assert not (tmp_path / "x").exists()

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from daas.errors import DaasError
-from generator.config import TrainConfig
+from generator.config import TrainConfig, native_bf16
 from generator.dit import DiT, DiTConfig
 from generator.flow import flow_loss, sample, shift_time, timesteps
 from generator.vae import VAEConfig, VideoVAE, psnr
@@ -368,6 +368,28 @@ def test_pipeline_is_reproducible_per_seed(pipe):
 
 
 @shipped
+@pytest.mark.skipif(not native_bf16(), reason="bf16 is emulated (slow) on this CPU")
+def test_pipeline_precision_bf16_is_reproducible_and_close_to_fp32(pipe):
+    from generator import load_pipeline
+
+    assert pipe.precision == "32-true"  # the default
+    bf16 = load_pipeline(precision="auto")
+    assert bf16.precision == "bf16-mixed"  # "auto" where bf16 is native
+    a = pipe("a red ball falls and bounces", num_inference_steps=4, seed=3)
+    b = bf16("a red ball falls and bounces", num_inference_steps=4, seed=3)
+    assert np.array_equal(b, bf16("a red ball falls and bounces", num_inference_steps=4, seed=3))
+    assert not np.array_equal(a, b)  # the precision reaches the DiT...
+    assert np.abs(a.astype(int) - b).mean() < 2.0  # ...and changes the clip by rounding only
+
+
+def test_pipeline_precision_is_checked():
+    from generator import load_pipeline
+
+    with pytest.raises(DaasError, match="precision must be one of"):
+        load_pipeline(precision="fp16")
+
+
+@shipped
 def test_pipeline_image_to_video_and_extension(pipe):
     first = pipe("a green ball rolls to the right", num_inference_steps=4, seed=1)
     i2v = pipe("a green ball rolls to the right", image=first[0], num_inference_steps=4, seed=2)
@@ -517,6 +539,7 @@ def test_generate_cli_signs_watermarks_and_never_overwrites(tmp_path, monkeypatc
     assert side["params"]["prompt"] == "a red ball falls and bounces" and side["params"]["steps"] == 4
     assert side["params"]["sampler"] == "heun" and side["params"]["guidance"] == 4.0  # the defaults, recorded
     assert side["params"]["shift"] == 1.0
+    assert side["params"]["precision"] == "32-true"  # what the DiT ran in
     assert json.loads(out.with_suffix(".json").read_text()) == side
     from provenance import verify_video
 
