@@ -144,6 +144,15 @@ def soft_binding_value(payload: int) -> str:
     return base64.b64encode(payload.to_bytes(wm.PAYLOAD_BITS // 8, "big")).decode()
 
 
+def _payload_of(value: str) -> int | None:
+    """The payload of a stored soft-binding value (None for one we did not write)."""
+    try:
+        b = base64.b64decode(value, validate=True)
+    except (ValueError, TypeError):
+        return None
+    return int.from_bytes(b, "big") if len(b) == wm.PAYLOAD_BITS // 8 else None
+
+
 def _check_input(src: Path) -> None:
     from daas.video import probe
 
@@ -282,18 +291,24 @@ def _watermark_and_recover(report: ProvenanceReport, path: Path, store, identity
     except IdentityError as e:
         report.watermark = {"detected": None, "note": f"watermark not checked: {e}"}
         return
+    if store is None:  # the default store, when this machine has one (verifying does not create it)
+        from .store import default_store_path
+
+        store = ManifestStore() if default_store_path().exists() else None
+    elif not hasattr(store, "matches_by_binding"):
+        store = ManifestStore(store)
+    # the payloads of every mark we signed: the detector's known-payload test finds marks too weak to decode blind
+    known = [v for v in map(_payload_of, store.values(wm.ALG)) if v is not None] if hasattr(store, "values") else []
     try:
-        det = wm.detect_file(path, wm.WatermarkKey(identity.watermark_key()))
+        det = wm.detect_file(path, wm.WatermarkKey(identity.watermark_key()), known=known)
     except DaasError as e:
         if report.status == "absent":
             report.status, report.message = "unreadable", str(e)
         report.watermark = {"detected": None, "note": str(e)}
         return
     report.watermark = det.to_dict()
-    if det.payload is None:
+    if det.payload is None or store is None:
         return
-    store = store if store is not None else ManifestStore()
-    store = store if hasattr(store, "matches_by_binding") else ManifestStore(store)
     value = soft_binding_value(det.payload)
     for match in store.matches_by_binding(wm.ALG, value)["matches"]:
         data = store.get_manifest(match["manifestId"])

@@ -62,6 +62,10 @@ class ManifestStore:
                                 (alg, value)).fetchall()
         return {"matches": [{"manifestId": r[0], "similarityScore": 100} for r in rows]}
 
+    def values(self, alg: str) -> list[str]:
+        """Every distinct soft-binding value stored for `alg` (the watermark's known-payload test reads them)."""
+        return [r[0] for r in self._db.execute("SELECT DISTINCT value FROM manifests WHERE alg = ?", (alg,))]
+
     def get_manifest(self, manifest_id: str) -> bytes | None:
         """As `GET /manifests/{manifestId}`: the manifest store bytes (application/c2pa), or None."""
         row = self._db.execute("SELECT manifest FROM manifests WHERE manifest_id = ?", (manifest_id,)).fetchone()

@@ -140,3 +140,48 @@ def test_p_value_bound_and_inputs():
     with pytest.raises(ValueError):
         wm.embed(np.zeros((2, 64, 64, 3), np.uint8), KEY, 2 ** 32)
     assert "test key" not in repr(KEY)  # the secret never shows in logs
+
+
+def _noisy(clip, payload, sigma, seed):
+    """A marked clip under heavy grey noise (deterministic): the mark is there but too weak to decode blind."""
+    m = wm.embed(clip, KEY, payload).astype(np.float32)
+    n = np.random.default_rng(seed).normal(0, sigma, m.shape[:3])[..., None]
+    return np.clip(m + n, 0, 255).astype(np.uint8)
+
+
+def test_stored_payloads_find_a_mark_too_weak_to_decode():
+    """The known-payload test (the manifest store's payloads, as verify_video passes them): it finds and names
+    a mark the blind tests miss, finds nothing when the payload is not stored or the clip is unmarked, and does
+    not pass a stored neighbour of an unstored payload off as the clip's."""
+    r = 0x1234ABCD
+    others = [int(x) for x in np.random.default_rng(5).integers(0, 2 ** 32, 99)]
+    neighbour = r ^ 1  # 4 code bits away from r (one payload bit and three CRC bits)
+    assert int((wm.encode_bits(neighbour) != wm.encode_bits(r)).sum()) == 4
+    for seed in split_seeds("test", 4)[1::2]:
+        clip = make_clip(seed, n_frames=9).frames
+        weak = _noisy(clip, r, 50.0, seed)
+        assert not wm.detect(weak, KEY).detected
+        found = wm.detect(weak, KEY, known=[r] + others)
+        assert found.detected and found.payload == r and found.p_value <= wm.FPR, found
+        assert "of 100 stored payloads" in found.hypothesis
+        assert not wm.detect(weak, KEY, known=others).detected
+        near = wm.detect(weak, KEY, known=[neighbour] + others)
+        assert near.payload != neighbour  # found as a mark perhaps, never named as the neighbour's
+        assert not wm.detect(clip, KEY, known=[r] + others).detected  # unmarked
+        assert not wm.detect(weak, OTHER, known=[r] + others).detected  # another key
+        strong = wm.embed(clip, KEY, r)
+        d = wm.detect(strong, KEY, known=others)  # decodable: the decoded payload, stored or not
+        assert d.detected and d.payload == r and d.hypothesis == "full frame"
+
+
+def test_stored_payloads_keep_the_false_positive_bound():
+    """Unmarked clips against a store of 2,000 payloads: the union bound over the store holds the level."""
+    store = [int(x) for x in np.random.default_rng(11).integers(0, 2 ** 32, 2000)]
+    for seed in split_seeds("detector", 8):
+        d = wm.detect(make_clip(seed, n_frames=9).frames, KEY, known=store)
+        assert not d.detected and d.payload is None and d.p_value > wm.FPR
+
+
+def test_code_words_of_a_store_match_encode_bits():
+    ps = [0, 1, 2 ** 32 - 1, 0xDEADBEEF] + [int(x) for x in np.random.default_rng(3).integers(0, 2 ** 32, 200)]
+    assert np.array_equal(wm._code_words(ps), np.stack([wm.encode_bits(p) for p in ps]))
