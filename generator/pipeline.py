@@ -37,6 +37,11 @@ FPS = 8.0  # the frame rate the shipped checkpoint was trained at
 PRECISIONS = ("32-true", "bf16-mixed", "auto")
 
 
+def _check_precision(precision: str) -> None:
+    if precision not in PRECISIONS:
+        raise DaasError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+
+
 @dataclass
 class Limits:
     # at least what the DiT's training buckets may hold (generator.config): any bucket generates
@@ -48,8 +53,7 @@ class Limits:
 class VideoPipeline:
     def __init__(self, vae: VideoVAE, stats: dict, dit: DiT, text: TextEncoder, checkpoint: dict,
                  limits: Limits | None = None, precision: str = "32-true"):
-        if precision not in PRECISIONS:
-            raise DaasError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        _check_precision(precision)
         self.vae, self.dit, self.text = vae, dit, text
         self.precision = resolve_precision(precision)  # "bf16-mixed" or "32-true"
         self.mean = stats["mean"].view(1, -1, 1, 1, 1)
@@ -174,8 +178,7 @@ def load_pipeline(checkpoint: str | Path | None = None, vae_checkpoint: str | Pa
                   precision: str = "32-true") -> VideoPipeline:
     """The shipped checkpoint (generator/weights) by default; `checkpoint` names another DiT file.
     `precision`: the DiT's, "32-true", "bf16-mixed" or "auto" (bf16 where native, else fp32); see PRECISIONS."""
-    if precision not in PRECISIONS:  # before the weights load
-        raise DaasError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    _check_precision(precision)  # before the weights load
     dit_path = Path(checkpoint) if checkpoint else DIT_FILE
     vae_path = Path(vae_checkpoint) if vae_checkpoint else VAE_FILE
     for p in (dit_path, vae_path):

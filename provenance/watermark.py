@@ -230,8 +230,8 @@ def _to_canon(y: np.ndarray) -> np.ndarray:
 
 
 def encode_bits(payload: int) -> np.ndarray:
-    bits = np.array([(payload >> (PAYLOAD_BITS - 1 - i)) & 1 for i in range(PAYLOAD_BITS)], dtype=np.int8)
-    return np.concatenate([bits, crc8(bits)])
+    """The 40 code bits of a payload: 32 bits, then their CRC-8."""
+    return _code_words([payload])[0]
 
 
 def mark_pattern(key: WatermarkKey, payload: int, strength: float = STRENGTH) -> np.ndarray:
@@ -500,13 +500,12 @@ def detect_canonical(M: np.ndarray, key: WatermarkKey, search_crops: bool = True
     if pl is not None:
         hyp = pay[3]
     if len(known):
-        return _match_known(c, key, known, Detection(detected, p, z, pl if detected else None, hyp))
+        return _match_known(S, norm, known, Detection(detected, p, z, pl if detected else None, hyp))
     return Detection(detected, p, z, pl if detected else None, hyp)
 
 
-def _match_known(c: np.ndarray, key: WatermarkKey, known, blind: Detection) -> Detection:
-    """The blind result combined with the known-payload test (see `detect_canonical`)."""
-    S, norm = _soft_bits(c, key)
+def _match_known(S: np.ndarray, norm: float, known, blind: Detection) -> Detection:
+    """The blind result combined with the known-payload test over the soft bits S (see `detect_canonical`)."""
     words = _code_words(known) * 2.0 - 1  # [N, 40]
     zs = words @ S / norm
     i = int(np.argmax(zs))
