@@ -24,7 +24,7 @@ import torch
 
 from daas.errors import DaasError
 from daas.fileio import atomic_path, write_json
-from generator.defaults import DEFAULT_GUIDANCE, DEFAULT_SAMPLER, DEFAULT_SHIFT, DEFAULT_STEPS
+from generator.defaults import DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_INTERVAL, DEFAULT_SAMPLER, DEFAULT_SHIFT, DEFAULT_STEPS
 from generator.pipeline import PRECISIONS
 
 SHEET_PROMPTS = [
@@ -81,7 +81,8 @@ def vae_quality(vae, n: int = 64) -> dict:
 
 
 def dit_quality(pipe, n: int = 64, steps: int = DEFAULT_STEPS, guidance: float = DEFAULT_GUIDANCE,
-                sampler: str = DEFAULT_SAMPLER, shift: float = DEFAULT_SHIFT) -> dict:
+                sampler: str = DEFAULT_SAMPLER, shift: float = DEFAULT_SHIFT,
+                guidance_interval: tuple[float, float] = DEFAULT_GUIDANCE_INTERVAL) -> dict:
     from world import make_clip, split_seeds
 
     from .metrics import measure_clip
@@ -91,7 +92,7 @@ def dit_quality(pipe, n: int = 64, steps: int = DEFAULT_STEPS, guidance: float =
         clip = make_clip(seed)
         prompt = clip.caption
         frames = pipe(prompt, num_inference_steps=steps, guidance_scale=guidance, seed=seed, sampler=sampler,
-                      shift=shift)
+                      shift=shift, guidance_interval=guidance_interval)
         res = measure_clip(frames, pipe.fps, prompt)
         m = res["metrics"]
         rows.append({"family": clip.spec.family, "prompt": prompt,
@@ -101,7 +102,8 @@ def dit_quality(pipe, n: int = 64, steps: int = DEFAULT_STEPS, guidance: float =
     fams = sorted({r["family"] for r in rows})
     no_occ = [r for r in rows if r["family"] != "occlusion"]
     return {
-        "clips": n, "steps": steps, "guidance": guidance, "sampler": sampler, "shift": shift,
+        "clips": n, "steps": steps, "guidance": guidance, "guidance_interval": list(guidance_interval),
+        "sampler": sampler, "shift": shift,
         "precision": pipe.precision,
         "prompt_all_checks_pass": float(np.mean([r["prompt_ok"] for r in rows])),
         "prompt_mean_adherence": float(np.mean([r["adherence"] for r in rows if r["adherence"] is not None] or [0])),
@@ -112,13 +114,14 @@ def dit_quality(pipe, n: int = 64, steps: int = DEFAULT_STEPS, guidance: float =
 
 
 def contact_sheet(pipe, path: Path, steps: int = DEFAULT_STEPS, guidance: float = DEFAULT_GUIDANCE, seed: int = 0,
-                  sampler: str = DEFAULT_SAMPLER, shift: float = DEFAULT_SHIFT) -> Path:
+                  sampler: str = DEFAULT_SAMPLER, shift: float = DEFAULT_SHIFT,
+                  guidance_interval: tuple[float, float] = DEFAULT_GUIDANCE_INTERVAL) -> Path:
     from PIL import Image, ImageDraw
 
     rows = []
     for i, prompt in enumerate(SHEET_PROMPTS):
         f = pipe(prompt, num_inference_steps=steps, guidance_scale=guidance, seed=seed + i, sampler=sampler,
-                 shift=shift)
+                 shift=shift, guidance_interval=guidance_interval)
         strip = np.concatenate(list(f[::2]), axis=1)
         label = Image.new("RGB", (strip.shape[1], 12), (255, 255, 255))
         ImageDraw.Draw(label).text((2, 0), prompt, fill=(0, 0, 0))
@@ -138,6 +141,8 @@ def main(argv=None) -> None:
     ap.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE)
     ap.add_argument("--sampler", default=DEFAULT_SAMPLER)
     ap.add_argument("--shift", type=float, default=DEFAULT_SHIFT, help="timestep shift of the sampler")
+    ap.add_argument("--guidance-interval", type=float, nargs=2, default=DEFAULT_GUIDANCE_INTERVAL, metavar=("LO", "HI"),
+                    help="guide only at times t in (LO, HI]")
     ap.add_argument("--precision", default="32-true", choices=PRECISIONS, help="the DiT's precision")
     ap.add_argument("--checkpoint", type=Path, help="DiT weights (default: the shipped ones)")
     ap.add_argument("--vae", type=Path, help="VAE weights for the pipeline (default: the shipped ones)")
@@ -160,15 +165,18 @@ def main(argv=None) -> None:
 
     pipe = load_pipeline(args.checkpoint, vae_checkpoint=args.vae, precision=args.precision)
     try:  # the settings, before minutes of measuring
-        pipe.check(["a prompt"], 17, 64, 64, args.steps, args.guidance, args.shift, args.sampler)
+        pipe.check(["a prompt"], 17, 64, 64, args.steps, args.guidance, args.shift, args.sampler,
+                   args.guidance_interval)
     except DaasError as e:
         ap.error(str(e))
     t0 = time.time()
     res = {"checkpoint": pipe.checkpoint, "vae": vae_quality(pipe.vae, args.n)}
     print(json.dumps(res["vae"]), flush=True)
-    res["dit"] = dit_quality(pipe, args.n, args.steps, args.guidance, args.sampler, args.shift)
+    res["dit"] = dit_quality(pipe, args.n, args.steps, args.guidance, args.sampler, args.shift,
+                             tuple(args.guidance_interval))
     print(json.dumps({k: v for k, v in res["dit"].items() if k != "rows"}), flush=True)
-    contact_sheet(pipe, args.out / "samples.png", args.steps, args.guidance, sampler=args.sampler, shift=args.shift)
+    contact_sheet(pipe, args.out / "samples.png", args.steps, args.guidance, sampler=args.sampler, shift=args.shift,
+                  guidance_interval=tuple(args.guidance_interval))
     res["seconds"] = round(time.time() - t0, 1)
     write_json(args.out / "quality.json", res, overwrite=True)
 

@@ -9,7 +9,7 @@ import typer
 
 from daas.errors import DaasError
 
-from .defaults import DEFAULT_GUIDANCE, DEFAULT_SAMPLER, DEFAULT_SHIFT, DEFAULT_STEPS
+from .defaults import DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_INTERVAL, DEFAULT_SAMPLER, DEFAULT_SHIFT, DEFAULT_STEPS
 
 
 def generate(
@@ -19,6 +19,9 @@ def generate(
     size: str = typer.Option("64", help="N or WIDTHxHEIGHT (multiples of 8)."),
     steps: int = typer.Option(DEFAULT_STEPS, help="Sampling steps (Heun: two DiT evaluations each)."),
     guidance: float = typer.Option(DEFAULT_GUIDANCE, help="Classifier-free guidance scale."),
+    guidance_interval: str = typer.Option(
+        ",".join(f"{v:g}" for v in DEFAULT_GUIDANCE_INTERVAL), metavar="LO,HI",
+        help="Guide only at times t in (LO, HI] (t = 1 is pure noise); elsewhere one unguided DiT evaluation."),
     seed: int = typer.Option(0, help="Seed (the same seed gives the same clip)."),
     negative: Optional[str] = typer.Option(None, help="Negative prompt."),
     image: Optional[Path] = typer.Option(None, help="First frame (a video file's first frame or a PNG/JPEG)."),
@@ -44,6 +47,7 @@ def generate(
     from .pipeline import generate_video, load_pipeline
 
     width, height = parse_size(size)
+    interval = _parse_interval(guidance_interval)
     check_writable(output, overwrite)
     check_writable(output.with_suffix(".json"), overwrite)
     cond_image = _read_image(image) if image else None
@@ -54,14 +58,14 @@ def generate(
         cond_video, _ = read_video(extend, size=(width, height), max_frames=64)
     err = Console(stderr=True)
     pipe = load_pipeline(checkpoint, precision=precision)
-    pipe.check([prompt], frames, height, width, steps, guidance, shift, sampler)  # before the progress bar draws anything
+    pipe.check([prompt], frames, height, width, steps, guidance, shift, sampler, interval)  # before the progress bar draws anything
     with Progress(TextColumn("generating"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
                   TimeElapsedColumn(), console=err, transient=True) as bar:
         task = bar.add_task("", total=steps)
         side = generate_video(pipe, prompt, output, overwrite=overwrite, num_frames=frames, height=height,
                               width=width, num_inference_steps=steps, guidance_scale=guidance, seed=seed,
                               negative_prompt=negative, image=cond_image, video=cond_video, sampler=sampler,
-                              shift=shift, progress=lambda i: bar.update(task, completed=i + 1))
+                              shift=shift, guidance_interval=interval, progress=lambda i: bar.update(task, completed=i + 1))
     if as_json:
         emit_json(side)
     else:
@@ -69,6 +73,14 @@ def generate(
         Console().print(f"[bold]{output}[/]: {prompt!r}, {side['params']['frames']} frames {side['params']['size']}, "
                         f"seed {seed}, {side['seconds']['total']:.2f}s; watermark payload {p.get('payload')}, "
                         f"signed by {p.get('signer')}")
+
+
+def _parse_interval(text: str) -> tuple[float, float]:
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError:
+        raise DaasError(f"--guidance-interval takes LO,HI (two times in [0, 1]), got {text!r}") from None
+    return lo, hi
 
 
 def _read_image(path: Path):

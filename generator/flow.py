@@ -50,12 +50,16 @@ SAMPLERS = ("heun", "euler")
 def sample(model: Callable, noise: torch.Tensor, text: torch.Tensor, text_mask: torch.Tensor,
            null_text: torch.Tensor, null_mask: torch.Tensor, steps: int = 16, guidance: float = 4.0,
            method: str = "euler", cond: torch.Tensor | None = None, cond_mask: torch.Tensor | None = None,
-           shift: float = 1.0, callback: Callable[[int], None] | None = None) -> torch.Tensor:
+           shift: float = 1.0, callback: Callable[[int], None] | None = None,
+           guidance_interval: tuple[float, float] = (0.0, 1.0)) -> torch.Tensor:
     """Integrate the flow from `noise` to t = 0. Guidance mixes conditional and unconditional velocities
-    (the unconditional prompt is the empty or the negative prompt); both run in one batch."""
+    (the unconditional prompt is the empty or the negative prompt); both run in one batch. Guidance applies
+    only at times t inside `guidance_interval` (lo, hi] (Kynkaanniemi et al. 2024, "Applying guidance in a
+    limited interval"); elsewhere the conditional velocity alone is used, at half the cost."""
     if method not in SAMPLERS:
         raise ValueError(f"unknown sampler {method!r}; choose {' or '.join(SAMPLERS)}")
     B = noise.shape[0]
+    lo, hi = guidance_interval
     # pad text and null text to one length so both halves go through the model together
     L = max(text.shape[1], null_text.shape[1])
 
@@ -71,7 +75,7 @@ def sample(model: Callable, noise: torch.Tensor, text: torch.Tensor, text_mask: 
 
     def velocity(x: torch.Tensor, t: float) -> torch.Tensor:
         tt = torch.full((B,), t, dtype=x.dtype, device=x.device)
-        if guidance == 1.0:
+        if guidance == 1.0 or not lo < t <= hi:
             return model(x, tt, text, text_mask, cond, cond_mask).float()
         v = model(torch.cat([x, x]), torch.cat([tt, tt]), both_text, both_mask, both_cond, both_cmask).float()
         v_c, v_u = v.chunk(2)

@@ -95,6 +95,27 @@ def test_text_encoder_matches_transformers_bert():
     assert not torch.allclose(l, r, atol=1e-2)
 
 
+def test_guidance_applies_only_inside_its_interval():
+    # a model whose velocity is the text embedding's first entry: conditional 1, unconditional 0
+    seen = []
+
+    def model(x, t, text, *_):
+        seen.append((x.shape[0], float(t[0])))
+        return text[:, :1, :1, None, None].expand_as(x).clone()
+
+    x = torch.zeros(1, 1, 1, 1, 1)
+    cond, null = torch.ones(1, 1, 384), torch.zeros(1, 1, 384)
+    m = torch.ones(1, 1, dtype=torch.bool)
+    full = sample(model, x, cond, m, null, m, steps=4, guidance=3.0, method="euler")
+    assert [b for b, _ in seen] == [2, 2, 2, 2] and torch.allclose(full, torch.full_like(x, -3.0))
+    seen.clear()
+    part = sample(model, x, cond, m, null, m, steps=4, guidance=3.0, method="heun", guidance_interval=(0.3, 0.8))
+    # Heun evaluates at t = 1, .75, .75, .5, .5, .25, .25: guided (a batch of two) only inside (0.3, 0.8]
+    assert seen == [(1, 1.0), (2, 0.75), (2, 0.75), (2, 0.5), (2, 0.5), (1, 0.25), (1, 0.25)]
+    # velocity 3 where guided, 1 elsewhere; Heun's trapezoids (1+3)/2, 3, (3+1)/2, then Euler 1: x(0) = -0.25 * 8
+    assert torch.allclose(part, torch.full_like(x, -2.0))
+
+
 def test_flow_sampler_integrates_a_known_velocity():
     # for x0 fixed, v = noise - x0 is constant along the path, so Euler lands exactly on x0
     x0 = torch.randn(1, 4, 2, 4, 4)
@@ -365,6 +386,8 @@ def test_pipeline_is_reproducible_per_seed(pipe):
     assert np.abs(batch[0].astype(int) - a).max() <= 2  # batched equals single (up to float reassociation)
     shifted = pipe("a red ball falls and bounces", num_inference_steps=4, seed=3, shift=3.0)
     assert not np.array_equal(shifted, a)  # the timestep shift reaches the sampler
+    narrower = pipe("a red ball falls and bounces", num_inference_steps=4, seed=3, guidance_interval=(0.3, 1.0))
+    assert not np.array_equal(narrower, a)  # so does the guidance interval (t = 0.25 now unguided)
 
 
 @shipped
@@ -410,6 +433,9 @@ def test_pipeline_image_to_video_and_extension(pipe):
     ({"guidance_scale": -1.0}, "guidance_scale"),
     ({"shift": 0.0}, "shift"),
     ({"sampler": "rk4"}, "unknown sampler"),
+    ({"guidance_interval": (0.8, 0.2)}, "guidance_interval"),
+    ({"guidance_interval": (0.0, 1.5)}, "guidance_interval"),
+    ({"guidance_interval": (0.5,)}, "guidance_interval"),
 ])
 def test_pipeline_rejects_bad_input(pipe, kwargs, message):
     kwargs = {"prompt": "a red ball", **kwargs}
@@ -538,7 +564,7 @@ def test_generate_cli_signs_watermarks_and_never_overwrites(tmp_path, monkeypatc
     side = json.loads(r.stdout)
     assert side["params"]["prompt"] == "a red ball falls and bounces" and side["params"]["steps"] == 4
     assert side["params"]["sampler"] == "heun" and side["params"]["guidance"] == 4.0  # the defaults, recorded
-    assert side["params"]["shift"] == 1.0
+    assert side["params"]["shift"] == 1.0 and side["params"]["guidance_interval"] == [0.2, 1.0]
     assert side["params"]["precision"] == "32-true"  # what the DiT ran in
     assert json.loads(out.with_suffix(".json").read_text()) == side
     from provenance import verify_video
@@ -547,6 +573,10 @@ def test_generate_cli_signs_watermarks_and_never_overwrites(tmp_path, monkeypatc
     assert rep.status == "valid-trusted" and rep.ai_generated
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert again.returncode == 2 and "already exists" in again.stderr and "Traceback" not in again.stderr
+    bad = subprocess.run(cmd[:5] + ["-o", str(tmp_path / "new.mp4"), "--guidance-interval", "0.9,0.2"],
+                         capture_output=True, text=True, timeout=600)
+    assert bad.returncode != 0 and "guidance_interval" in bad.stderr and "Traceback" not in bad.stderr
+    assert not list(tmp_path.glob("new*"))
 
 
 # ----------------------------------------------------------------------------------------------
