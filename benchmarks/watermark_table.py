@@ -197,13 +197,13 @@ def run(methods, n_clips: int, n_neg: int, seed0: int = 0, iw_clips: int | None 
             marked = m.embed(clip, payload)
             te.append((time.perf_counter() - t) / len(clip))
             q.append((psnr(marked, clip), ssim(marked, clip)))
-            if isinstance(m, Ours) and ("marked", seed) not in shared:
+            if not isinstance(m, Ours) or ("marked", seed) not in shared:
                 delivered = codec(marked, 18)
-                shared["marked", seed] = {a: attack(delivered) for a, attack in ATTACKS.items()}
-            attacked = shared["marked", seed] if isinstance(m, Ours) else None
-            delivered = None if attacked else codec(marked, 18)
-            for a, attack in ATTACKS.items():
-                v = attacked[a] if attacked else attack(delivered)
+                attacked = {a: attack(delivered) for a, attack in ATTACKS.items()}
+                if isinstance(m, Ours):
+                    shared["marked", seed] = attacked
+            attacked = shared["marked", seed] if isinstance(m, Ours) else attacked
+            for a, v in attacked.items():
                 t = time.perf_counter()
                 res[a].append(m.detect(v, payload))
                 td.append((time.perf_counter() - t) / len(v))

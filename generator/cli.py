@@ -58,14 +58,16 @@ def generate(
         cond_video, _ = read_video(extend, size=(width, height), max_frames=64)
     err = Console(stderr=True)
     pipe = load_pipeline(checkpoint, precision=precision)
-    pipe.check([prompt], frames, height, width, steps, guidance, shift, sampler, interval)  # before the progress bar draws anything
+    # checked before the progress bar draws anything
+    pipe.check([prompt], frames, height, width, steps, guidance, shift, sampler, interval)
     with Progress(TextColumn("generating"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
                   TimeElapsedColumn(), console=err, transient=True) as bar:
         task = bar.add_task("", total=steps)
         side = generate_video(pipe, prompt, output, overwrite=overwrite, num_frames=frames, height=height,
                               width=width, num_inference_steps=steps, guidance_scale=guidance, seed=seed,
                               negative_prompt=negative, image=cond_image, video=cond_video, sampler=sampler,
-                              shift=shift, guidance_interval=interval, progress=lambda i: bar.update(task, completed=i + 1))
+                              shift=shift, guidance_interval=interval,
+                              progress=lambda i: bar.update(task, completed=i + 1))
     if as_json:
         emit_json(side)
     else:

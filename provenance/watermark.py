@@ -464,7 +464,8 @@ def detect_canonical(M: np.ndarray, key: WatermarkKey, search_crops: bool = True
       * presence: T = sum_b |S_b| with the exact-MGF Chernoff bound of `presence_log_p`; half of its level goes
         to the full frame, half to the crop hypotheses (Bonferroni: p = 2 p_full, or 2 (H-1) p_crop);
       * payload: the CRC-valid word decoded under any of the H crop hypotheses -> p <= H 2^32 exp(-z^2/2)
-        (Hoeffding for each fixed word, union over words and hypotheses).
+        (Hoeffding for each fixed word, union over words and hypotheses; a chip source without crop hypotheses,
+        the learned one, pays for the 2^32 words alone).
     The reported p-value is twice the smaller one (Bonferroni over the two tests); detected iff p <= 1e-6.
     A payload is reported only when its own test passes at 1e-6 (so a presence-only detection never names one).
 
@@ -510,10 +511,11 @@ def detect_canonical(M: np.ndarray, key: WatermarkKey, search_crops: bool = True
 def _blind_tests(c: np.ndarray, key: WatermarkKey, crops: bool):
     """Full-frame payload and presence tests of one chip vector: ((log p, z, payload, hypothesis) of each, S, norm);
     log p before the Bonferroni factors of `detect_canonical`. With `crops` (the source whose crop hypotheses
-    may be searched) full-frame presence gets half of the presence level: its p-value is doubled."""
+    may be searched) full-frame presence gets half of the presence level (its p-value is doubled) and the payload
+    union runs over the crop hypotheses too; without, over the 2^32 words alone."""
     S, norm = _soft_bits(c, key)
     payload, z_raw, z_dec = _decode(S, norm)
-    log_pay_count = math.log(len(HYPS)) + PAYLOAD_BITS * math.log(2)
+    log_pay_count = (math.log(len(HYPS)) if crops else 0.0) + PAYLOAD_BITS * math.log(2)
     pay = (_log_p(z_dec, log_pay_count), z_dec, payload, "full frame") if payload is not None else (0.0, 0.0, None, "")
     pres = (presence_log_p(c, key) + (math.log(2) if crops else 0.0), z_raw, None, "full frame")
     return pay, pres, S, norm
