@@ -24,7 +24,7 @@ def codec(frames: np.ndarray, crf: int, fps: float = 8) -> np.ndarray:
     buf = io.BytesIO()
     T, H, W, _ = frames.shape
     with av.open(buf, "w", format="mp4") as c:
-        # one encoder thread: x264's threaded output varied from run to run here (docstring of watermark.py)
+        # one encoder thread: x264's threaded output varied more from run to run here (docstring of watermark.py)
         s = c.add_stream("libx264", rate=int(fps), options={"crf": str(crf), "preset": "medium", "threads": "1"})
         s.pix_fmt, s.width, s.height = "yuv420p", W + W % 2, H + H % 2
         for f in frames:
