@@ -15,7 +15,7 @@ each chip: confident blocks count more, as the bilateral path's 1 / (AC energy +
 Training (the world's `train` split only; the benchmarks use `test` and `detector` seeds), measured numbers in
 provenance/weights/EXTRACTOR_CARD.md:
 
-    python -m provenance.extractor --clips 3200 --steps 6000 --out provenance/weights/chip_extractor.npz
+    python -m provenance.extractor --clips 6400 --steps 9000 --out provenance/weights/chip_extractor.npz
 
 Inference is numpy (no torch import when verifying): ~8 ms a video (one 64x64 canonical image).
 """
@@ -205,8 +205,8 @@ def train(clips: int, steps: int, out: Path, workers: int = 2, seed: int = 0) ->
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--clips", type=int, default=3200, help="world train-split clips (3 examples each)")
-    ap.add_argument("--steps", type=int, default=6000)
+    ap.add_argument("--clips", type=int, default=6400, help="world train-split clips (3 examples each)")
+    ap.add_argument("--steps", type=int, default=9000)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out", type=Path, default=WEIGHTS)
     args = ap.parse_args(argv)
