@@ -136,7 +136,7 @@ CRF 28 (0.88) is short of the 95% goal:
 extractor recovers part of what the bilateral path lost. With the store's payloads (what `daas verify` and
 `daas scan` use wherever the identity's store is: its key and its store live together) presence is 0.98-0.99
 after both; the z that test needs rises with the store's size (~6.2 at 100 payloads, ~6.9 at 10^4, ~7.5 at 10^6):
-the same 100 clips and attacks (session 10), presence with a store of 10^4 / 10^5 payloads: CRF 35 0.98 / 0.97,
+the same 100 clips and attacks (session 10, extractor v2), presence with a store of 10^4 / 10^5 payloads: CRF 35 0.98 / 0.97,
 0.5x + CRF 28 0.94 / 0.91; with the clip's own payload left out of a store of 10^4, no other was named (0 of 200).
 Levers left: a stronger soft-decision code (to free payload energy for a pilot in the (0,1),(1,0) band), an
 embedder trained against the codec, more extractor training data (its held-out MSE still fell with data).
