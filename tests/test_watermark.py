@@ -88,7 +88,7 @@ def test_payload_survives(marked, attack):
 
 def test_presence_after_crf35(marked):
     hits = sum(wm.detect(codec(v, 35), KEY).detected for _, v, _ in marked)
-    assert hits >= 3  # measured 94% of 100 clips (see the table); presence, not payload
+    assert hits >= 3  # measured 94-95% of 100 clips (see the table); presence, not payload
 
 
 def test_presence_after_crop_crf28(marked):
