@@ -33,6 +33,7 @@ from . import watermark as wm
 WEIGHTS = Path(__file__).parent / "weights" / "chip_extractor.npz"
 WIDTH = 64
 LAYERS = 3  # 3x3 convolutions
+PER_CLIP = 3  # training examples made from each world clip (keys, payloads and attacks drawn anew)
 
 
 def block_dct(M: np.ndarray) -> np.ndarray:
@@ -85,32 +86,40 @@ def learned_chips(M: np.ndarray, R: np.ndarray | None = None, params: dict[str, 
 
 # training -------------------------------------------------------------------------------------------------------
 
-def _attack(f: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, str]:
-    """A random attack of the kind the detector must survive (the codec, resizing, levels)."""
+def network():
+    """The extractor as a torch module (training, and the test that checks the numpy inference against it)."""
+    from torch import nn
+
+    layers, ci = [], 128
+    for _ in range(LAYERS):
+        layers += [nn.Conv2d(ci, WIDTH, 3, padding=1), nn.GELU()]
+        ci = WIDTH
+    return nn.Sequential(*layers, nn.Conv2d(WIDTH, 5, 1))
+
+
+def _attack(f: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A random attack of the kind the detector must survive (the codec, resizing, levels, noise)."""
     from benchmarks.watermark_table import codec, resize
 
     r = rng.random()
     if r < 0.4:
-        crf = int(rng.integers(32, 39))
-        f, name = codec(f, crf), f"CRF {crf}"
+        f = codec(f, int(rng.integers(32, 39)))
     elif r < 0.75:
-        crf = int(rng.integers(25, 33))
-        f, name = codec(resize(f, 0.5), crf), f"0.5x + CRF {crf}"
+        f = codec(resize(f, 0.5), int(rng.integers(25, 33)))
     elif r < 0.85:
-        f, name = codec(resize(f, 2), 28), "2x + CRF 28"
+        f = codec(resize(f, 2), 28)
     else:
-        crf = int(rng.integers(18, 32))
-        f, name = codec(f, crf), f"CRF {crf}"
+        f = codec(f, int(rng.integers(18, 32)))
     if rng.random() < 0.2:
         f = np.clip(f * rng.uniform(0.8, 1.25) + rng.uniform(-20, 20), 0, 255).astype(np.uint8)
     if rng.random() < 0.25:  # pixel noise, grey or per channel: trained without it, the extractor fell below the
         sigma = rng.uniform(5, 55)  # bilateral path under it (sigma 50: known-sign z 2.3-5.6 against 5.8-8.1)
         shape = f.shape[:3] + ((1,) if rng.random() < 0.5 else (3,))
-        f, name = np.clip(f + rng.normal(0, sigma, shape), 0, 255).astype(np.uint8), name + f" + noise {sigma:.0f}"
-    return f, name
+        f = np.clip(f + rng.normal(0, sigma, shape), 0, 255).astype(np.uint8)
+    return f
 
 
-def make_examples(seeds: list[int], rng_seed: int, per_clip: int = 3):
+def make_examples(seeds: list[int], rng_seed: int, per_clip: int = PER_CLIP):
     """(M [n, 64, 64], target chips [n, 320]): each world clip marked with random keys and payloads (10% left
     unmarked, target 0), delivered as CRF 18, then attacked."""
     from benchmarks.watermark_table import codec
@@ -123,7 +132,7 @@ def make_examples(seeds: list[int], rng_seed: int, per_clip: int = 3):
         for _ in range(per_clip):
             key, payload = wm.WatermarkKey(rng.bytes(32)), int(rng.integers(0, 2 ** wm.PAYLOAD_BITS))
             marked = rng.random() > 0.1
-            f, _ = _attack(codec(wm.embed(clip, key, payload) if marked else clip, 18), rng)
+            f = _attack(codec(wm.embed(clip, key, payload) if marked else clip, 18), rng)
             Ms.append(wm.canon_mean(f).astype(np.float32))
             code = wm.encode_bits(payload) * 2.0 - 1
             Ts.append((key.pay_sign * code[key.pay_bit] * marked).astype(np.float32))
@@ -138,7 +147,6 @@ def train(clips: int, steps: int, out: Path, workers: int = 2, seed: int = 0) ->
     import multiprocessing as mp
 
     import torch
-    from torch import nn
 
     from world import split_seeds
 
@@ -147,7 +155,7 @@ def train(clips: int, steps: int, out: Path, workers: int = 2, seed: int = 0) ->
     chunks = [(seeds[i::workers], seed * 1000 + i) for i in range(workers)]
     with mp.get_context("spawn").Pool(workers) as pool:
         parts = pool.map(_examples_job, chunks)
-    groups = np.concatenate([np.repeat(np.array(c[0]), 3) for c in chunks])  # the clip of each example
+    groups = np.concatenate([np.repeat(np.array(c[0]), PER_CLIP) for c in chunks])  # the clip of each example
     M = np.concatenate([p[0] for p in parts])
     Y = torch.from_numpy(np.concatenate([p[1] for p in parts]))
     X = torch.from_numpy(features(M))
@@ -156,11 +164,7 @@ def train(clips: int, steps: int, out: Path, workers: int = 2, seed: int = 0) ->
     val = torch.from_numpy(val)  # a tenth of the clips, all their examples
 
     torch.manual_seed(seed)
-    layers, ci = [], 128
-    for _ in range(LAYERS):
-        layers += [nn.Conv2d(ci, WIDTH, 3, padding=1), nn.GELU()]
-        ci = WIDTH
-    net = nn.Sequential(*layers, nn.Conv2d(WIDTH, 5, 1))
+    net = network()
 
     def chips(x):
         return net(x).permute(0, 2, 3, 1).reshape(x.shape[0], -1)
@@ -205,11 +209,13 @@ def train(clips: int, steps: int, out: Path, workers: int = 2, seed: int = 0) ->
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--clips", type=int, default=6400, help="world train-split clips (3 examples each)")
+    ap.add_argument("--clips", type=int, default=6400, help=f"world train-split clips ({PER_CLIP} examples each)")
     ap.add_argument("--steps", type=int, default=9000)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out", type=Path, default=WEIGHTS)
     args = ap.parse_args(argv)
+    if args.clips < 10 or args.steps < 1 or args.workers < 1:
+        ap.error("--clips must be >= 10 (a tenth is held out), --steps and --workers >= 1")
     train(args.clips, args.steps, args.out, args.workers)
 
 

@@ -520,17 +520,22 @@ def _blind_tests(c: np.ndarray, key: WatermarkKey, crops: bool):
     union runs over the crop hypotheses too; without, over the 2^32 words alone."""
     S, norm = _soft_bits(c, key)
     payload, z_raw, z_dec = _decode(S, norm)
-    log_pay_count = (math.log(len(HYPS)) if crops else 0.0) + PAYLOAD_BITS * math.log(2)
+    log_pay_count = _log_word_count(len(HYPS) if crops else 1)
     pay = (_log_p(z_dec, log_pay_count), z_dec, payload, "full frame") if payload is not None else (0.0, 0.0, None, "")
     pres = (presence_log_p(c, key) + (math.log(2) if crops else 0.0), z_raw, None, "full frame")
     return pay, pres, S, norm
+
+
+def _log_word_count(hypotheses: int) -> float:
+    """log of the payload test's union: every 32-bit word under every hypothesis."""
+    return math.log(hypotheses) + PAYLOAD_BITS * math.log(2)
 
 
 def _crop_tests(R: np.ndarray, key: WatermarkKey, run):
     """The crop hypotheses on the residual R, folded into a full-frame run of `_blind_tests`."""
     pay, pres, S, norm = run
     H = len(HYPS)
-    log_pay_count = math.log(H) + PAYLOAD_BITS * math.log(2)
+    log_pay_count = _log_word_count(H)
     R32 = R.astype(np.float32)
     warped = np.stack([_warp_back(R32, *h) for h in HYPS[1:]]).astype(np.float64)
     ch = _chips(warped, _crop_masks())

@@ -194,16 +194,11 @@ def test_code_words_of_a_store_match_encode_bits():
 def test_learned_extractor_numpy_inference_is_the_trained_network():
     """The shipped weights run in numpy (no torch when verifying); the same network in torch gives the same chips."""
     import torch
-    from torch import nn
 
     from provenance import extractor as ex
 
     P = ex.load_weights()
-    layers, ci = [], 128
-    for _ in range(ex.LAYERS):
-        layers += [nn.Conv2d(ci, ex.WIDTH, 3, padding=1), nn.GELU()]
-        ci = ex.WIDTH
-    net = nn.Sequential(*layers, nn.Conv2d(ex.WIDTH, 5, 1))
+    net = ex.network()
     net.load_state_dict({k.replace("_", "."): torch.from_numpy(v) for k, v in P.items()})
     M = wm.canon_mean(make_clip(split_seeds("test", 1)[0]).frames)
     with torch.no_grad():
