@@ -413,3 +413,25 @@ def test_generator_quality_writes_its_report_into_a_new_folder(tmp_path):
     with pytest.raises(SystemExit):  # a bad precision is refused before anything is made or measured
         main(["--out", str(tmp_path / "x"), "--n", "1", "--precision", "fp8"])
     assert not (tmp_path / "x").exists()
+
+
+def test_vae_quality_counts_objects_a_decoder_loses_in_later_frames():
+    from benchmarks.generator_quality import vae_quality
+
+    class Identity:  # a perfect VAE: every figure at its best
+        def encode(self, x):
+            return x, None
+
+        def decode(self, z):
+            return z
+
+    class LosesLateFrames(Identity):  # moving objects vanish for three late frames (the background stays)
+        def decode(self, z):
+            z = z.clone()
+            z[:, :, 10:13] = z.median(dim=2, keepdim=True).values
+            return z
+
+    good, bad = vae_quality(Identity(), 4), vae_quality(LosesLateFrames(), 4)
+    assert good["reconstruction_permanence_ok_occlusion_free"] == 1.0
+    assert good["reconstruction_prompt_all_checks_pass"] == 1.0 and good["psnr_db"] > 90
+    assert bad["reconstruction_permanence_ok_occlusion_free"] < 1.0
