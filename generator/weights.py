@@ -111,12 +111,20 @@ def vae_from_training_checkpoint(ckpt: str | Path):
     return vae.eval(), cfg, blob
 
 
-def export_vae(ckpt: str | Path, out: str | Path = VAE_FILE, stats_clips: int = 256) -> Path:
-    """Lightning checkpoint -> shipped fp16 weights with latent statistics measured on training clips."""
+def export_vae(ckpt: str | Path, out: str | Path = VAE_FILE, stats_clips: int = 256,
+               stats_from: str | Path | None = None) -> Path:
+    """Lightning checkpoint -> shipped fp16 weights with latent statistics measured on training clips.
+    `stats_from`, for a decoder-only fine-tune: the VAE file it started from, whose encoder and latent statistics
+    it must keep (a DiT normalises its latents with them; re-measured on other clips they would drift)."""
     from .training import latent_stats
 
     vae, cfg, blob = vae_from_training_checkpoint(ckpt)
-    stats = latent_stats(vae, cfg.data, stats_clips)
+    if stats_from is not None:
+        base, stats = load_vae(stats_from)
+        if encoder_fingerprint(base) != encoder_fingerprint(vae):
+            raise DaasError(f"{ckpt} has another encoder than {stats_from}: its latent statistics do not apply")
+    else:
+        stats = latent_stats(vae, cfg.data, stats_clips)
     sd = dict(vae.state_dict(), latent_mean=stats["mean"], latent_std=stats["std"])
     meta = {"kind": "vae", "config": cfg.model.__dict__, "step": blob.get("global_step"),
             "data": cfg.data.__dict__}

@@ -261,7 +261,7 @@ def test_decoder_only_finetune_keeps_the_latent_space(tmp_path):
 
 def test_noisy_decoder_finetune_starts_from_shipped_weights(tmp_path):
     from generator.train import main
-    from generator.weights import load_vae, vae_init_checkpoint
+    from generator.weights import export_vae, load_vae, vae_init_checkpoint
 
     shipped = _tiny_vae_weights(tmp_path)
     init = vae_init_checkpoint(shipped, tmp_path / "init.ckpt")
@@ -276,6 +276,13 @@ def test_noisy_decoder_finetune_starts_from_shipped_weights(tmp_path):
     joint = _tiny_vae_yaml(tmp_path, tmp_path / "joint", 5, extra=", decoder_noise: 0.5")
     with pytest.raises(ValueError, match="decoder_noise .* decoder-only"):
         main(["vae", "--config", str(joint)])
+    # exported, it keeps the latent statistics a DiT was trained with, not ones re-measured on other clips
+    out = export_vae(run / "checkpoints" / "last.ckpt", tmp_path / "ft.safetensors", stats_from=shipped)
+    (_, want), (_, got) = load_vae(shipped), load_vae(out)
+    assert all(torch.equal(want[k], got[k]) for k in ("mean", "std"))
+    other = _tiny_vae_weights(tmp_path / "other", seed=1)  # another encoder: its statistics do not apply
+    with pytest.raises(DaasError, match="another encoder"):
+        export_vae(run / "checkpoints" / "last.ckpt", tmp_path / "x.safetensors", stats_from=other)
 
 
 def test_adversarial_terms_each_move_only_their_own_side():
@@ -704,12 +711,12 @@ def test_latent_cache_of_another_latent_space_is_refused(tmp_path):
                 _check_latents(LatentDataset(p), cfg, vae, p)
 
 
-def _tiny_vae_weights(tmp: Path) -> Path:
+def _tiny_vae_weights(tmp: Path, seed: int = 0) -> Path:
     from generator.weights import save_weights
 
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     vae = VideoVAE(TINY_VAE)
-    sd = dict(vae.state_dict(), latent_mean=torch.zeros(4), latent_std=torch.ones(4))
+    sd = dict(vae.state_dict(), latent_mean=0.1 * torch.arange(4.0), latent_std=1 + 0.25 * torch.arange(4.0))
     return save_weights(tmp / "vae.safetensors", sd, {"kind": "vae", "config": TINY_VAE.__dict__})
 
 
