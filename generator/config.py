@@ -57,7 +57,9 @@ class DataConfig:
     train_clips: int = 200_000  # seeds drawn from the "train" split
     val_clips: int = 64  # seeds from the "val" split
     latent_clips: int = 20_000  # DiT: train-split clips encoded once by the VAE
-    crop_frames: int = 0  # train on random crops of this many frames (1 + 4k); 0 = whole clips
+    # train on random crops of this many frames (1 + 4k); 0 = whole clips. A VAE decoder trained on crops has not
+    # learnt the later latent frames of a longer clip (session 11: objects appear from nothing there)
+    crop_frames: int = 0
     hflip: bool = True  # mirror clips and swap left/right in captions
     batch_size: int = 8
     num_workers: int = 0
