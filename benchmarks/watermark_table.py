@@ -12,31 +12,17 @@ frames" (binomial tail 1.2e-7 for fair-coin bits) - a generous test: it knows th
 from __future__ import annotations
 
 import argparse
-import io
 import time
 
 import numpy as np
 
 
 def codec(frames: np.ndarray, crf: int, fps: float = 8) -> np.ndarray:
-    import av
+    """H.264 at `crf` and back, x264 preset medium on one thread (its threaded output varied more from run to run
+    here: docstring of watermark.py)."""
+    from daas.video import h264_roundtrip
 
-    buf = io.BytesIO()
-    T, H, W, _ = frames.shape
-    with av.open(buf, "w", format="mp4") as c:
-        # one encoder thread: x264's threaded output varied more from run to run here (docstring of watermark.py)
-        s = c.add_stream("libx264", rate=int(fps), options={"crf": str(crf), "preset": "medium", "threads": "1"})
-        s.pix_fmt, s.width, s.height = "yuv420p", W + W % 2, H + H % 2
-        for f in frames:
-            f = np.pad(f, ((0, H % 2), (0, W % 2), (0, 0)), mode="edge")
-            for p in s.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")):
-                c.mux(p)
-        for p in s.encode():
-            c.mux(p)
-    buf.seek(0)
-    with av.open(buf) as c:
-        out = np.stack([fr.to_ndarray(format="rgb24") for fr in c.decode(video=0)])
-    return out[:, :H, :W]
+    return h264_roundtrip(frames, crf, fps, preset="medium", threads=1)
 
 
 def resize(frames: np.ndarray, f: float) -> np.ndarray:
@@ -184,6 +170,18 @@ def run(methods, n_clips: int, n_neg: int, seed0: int = 0, iw_clips: int | None 
     rng = np.random.default_rng(seed0)
     rows = {}
     shared = {}  # our detector variants share one mark: they read the very same attacked (and unmarked) clips
+
+    def attack_all(delivered):
+        return {a: attack(delivered) for a, attack in ATTACKS.items()}
+
+    def once(m, key, make):
+        """make(), computed once per key for our variants (each time for the others)."""
+        if not isinstance(m, Ours):
+            return make()
+        if key not in shared:
+            shared[key] = make()
+        return shared[key]
+
     for m in methods:
         n = n_clips if isinstance(m, Ours) or iw_clips is None else max(1, iw_clips)
         res = {a: [] for a in ATTACKS}
@@ -197,12 +195,7 @@ def run(methods, n_clips: int, n_neg: int, seed0: int = 0, iw_clips: int | None 
             marked = m.embed(clip, payload)
             te.append((time.perf_counter() - t) / len(clip))
             q.append((psnr(marked, clip), ssim(marked, clip)))
-            if not isinstance(m, Ours) or ("marked", seed) not in shared:
-                delivered = codec(marked, 18)
-                attacked = {a: attack(delivered) for a, attack in ATTACKS.items()}
-                if isinstance(m, Ours):
-                    shared["marked", seed] = attacked
-            attacked = shared["marked", seed] if isinstance(m, Ours) else attacked
+            attacked = once(m, ("marked", seed), lambda: attack_all(codec(marked, 18)))
             for a, v in attacked.items():
                 t = time.perf_counter()
                 res[a].append(m.detect(v, payload))
@@ -212,12 +205,7 @@ def run(methods, n_clips: int, n_neg: int, seed0: int = 0, iw_clips: int | None 
             clip = make_clip(seed).frames
             if m.size:
                 clip = resize(clip, m.size / clip.shape[1])
-            if not isinstance(m, Ours):
-                v = codec(clip, 18)
-            elif ("unmarked", seed) in shared:
-                v = shared["unmarked", seed]
-            else:
-                v = shared["unmarked", seed] = codec(clip, 18)
+            v = once(m, ("unmarked", seed), lambda: codec(clip, 18))
             fp.append(m.detect(v, int(rng.integers(0, 2 ** 32)))[1])
         rows[m.name] = dict(n=n, res={a: np.mean(np.array(v, float), 0) for a, v in res.items()},
                             psnr=np.mean([x[0] for x in q]), psnr_min=np.min([x[0] for x in q]),

@@ -16,7 +16,6 @@ Layout of a data set folder: `<root>/<split>/{real,fake}/NNNNN.mp4` and `<root>/
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 from collections.abc import Callable, Iterable
@@ -25,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from daas.errors import DaasError
+from daas.video import h264_roundtrip  # noqa: F401 - detector.data's codec (augmentation, evaluate)
 
 FakeSource = Callable[[str, int], np.ndarray]
 
@@ -82,30 +82,6 @@ def process_clip(frames: np.ndarray, rng: np.random.Generator, dst: str | os.Pat
     crf = int(rng.integers(crf_range[0], crf_range[1] + 1))
     write_video(dst, out, fps, crf=crf, overwrite=overwrite, preset="medium")
     return {**g, "crf": crf, "fps": fps, "n_frames": int(len(out))}
-
-
-def h264_roundtrip(frames: np.ndarray, crf: int, fps: float = 8.0) -> np.ndarray:
-    """Encode to H.264 (yuv420p, in memory) and decode again: the robustness tests' and augmentation's codec."""
-    import av
-
-    frames = np.asarray(frames)
-    h, w = frames.shape[1:3]
-    ph, pw = h + h % 2, w + w % 2
-    if (ph, pw) != (h, w):
-        frames = np.pad(frames, ((0, 0), (0, ph - h), (0, pw - w), (0, 0)), mode="edge")
-    buf = io.BytesIO()
-    with av.open(buf, "w", format="mp4") as c:
-        s = c.add_stream("libx264", rate=int(round(fps)), options={"crf": str(crf), "preset": "veryfast"})
-        s.width, s.height, s.pix_fmt = pw, ph, "yuv420p"
-        for f in frames:
-            for p in s.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")):
-                c.mux(p)
-        for p in s.encode():
-            c.mux(p)
-    buf.seek(0)
-    with av.open(buf, "r") as c:
-        out = np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)])
-    return out[:, :h, :w]
 
 
 # ---- fake sources -----------------------------------------------------------------------------------

@@ -576,7 +576,8 @@ def _match_known(soft: list[tuple[np.ndarray, float]], known, blind: Detection) 
 
 def detect(frames, key: WatermarkKey, search_crops: bool = True, known=(), learned: bool = True) -> Detection:
     """Frames [T, H, W, 3] uint8 (or any iterable of frames) -> Detection (`known`: stored payloads; `learned`:
-    the full frame's chips from the learned extractor, else the bilateral residual's; see `detect_canonical`)."""
+    the learned extractor's chips are tested beside the bilateral residual's, else the latter alone; see
+    `detect_canonical`)."""
     return detect_canonical(canon_mean(frames), key, search_crops, known, learned)
 
 

@@ -2,12 +2,12 @@
 benchmarks/watermark_table.py), no detections on unmarked clips or with another key, any frame size."""
 from __future__ import annotations
 
-import io
 import math
 
 import numpy as np
 import pytest
 
+from daas.video import h264_roundtrip
 from provenance import watermark as wm
 from provenance.extractor import learned_chips
 from world import make_clip, split_seeds
@@ -18,21 +18,7 @@ PAYLOADS = [0xDEADBEEF, 0x00000001, 0x7F3A9C12, 0xFFFFFFFF, 0x12345678, 0x0BADF0
 
 
 def codec(frames: np.ndarray, crf: int) -> np.ndarray:
-    import av
-
-    buf = io.BytesIO()
-    T, H, W, _ = frames.shape
-    with av.open(buf, "w", format="mp4") as c:
-        s = c.add_stream("libx264", rate=8, options={"crf": str(crf), "threads": "1"})
-        s.pix_fmt, s.width, s.height = "yuv420p", W, H
-        for f in frames:
-            for p in s.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")):
-                c.mux(p)
-        for p in s.encode():
-            c.mux(p)
-    buf.seek(0)
-    with av.open(buf) as c:
-        return np.stack([fr.to_ndarray(format="rgb24") for fr in c.decode(video=0)])
+    return h264_roundtrip(frames, crf, preset="medium", threads=1)
 
 
 def resize(frames, w, h):
