@@ -16,42 +16,7 @@ import time
 
 import numpy as np
 
-
-def codec(frames: np.ndarray, crf: int, fps: float = 8) -> np.ndarray:
-    """H.264 at `crf` and back, x264 preset medium on one thread (its threaded output varied more from run to run
-    here: docstring of watermark.py)."""
-    from daas.video import h264_roundtrip
-
-    return h264_roundtrip(frames, crf, fps, preset="medium", threads=1)
-
-
-def resize(frames: np.ndarray, f: float) -> np.ndarray:
-    import cv2
-
-    T, H, W, _ = frames.shape
-    interp = cv2.INTER_AREA if f < 1 else cv2.INTER_CUBIC
-    return np.stack([cv2.resize(x, (round(W * f), round(H * f)), interpolation=interp) for x in frames])
-
-
-def crop(frames: np.ndarray, frac: float = 0.1) -> np.ndarray:
-    """Keep 90% of each side, off-centre (offset 1/3 of the cut from top-left)."""
-    T, H, W, _ = frames.shape
-    h, w = round(H * (1 - frac)), round(W * (1 - frac))
-    y0, x0 = (H - h) // 3, (W - w) // 3
-    return frames[:, y0:y0 + h, x0:x0 + w]
-
-
-ATTACKS = {
-    "clean (CRF 18)": lambda f: f,
-    "CRF 28": lambda f: codec(f, 28),
-    "CRF 35": lambda f: codec(f, 35),
-    "2x up + CRF 28": lambda f: codec(resize(f, 2), 28),
-    "0.5x down + CRF 28": lambda f: codec(resize(f, 0.5), 28),
-    "10% crop + CRF 28": lambda f: codec(crop(f), 28),
-    "drop every other frame": lambda f: codec(f[::2], 18),
-    "middle-half trim": lambda f: codec(f[len(f) // 4: len(f) - len(f) // 4], 18),
-    "brightness +10, contrast x1.2": lambda f: codec(np.clip(f * 1.2 - 15.6, 0, 255).astype(np.uint8), 18),
-}
+from provenance.attacks import ATTACKS, codec, resize
 
 
 def psnr(a, b) -> float:

@@ -99,7 +99,7 @@ def network():
 
 def _attack(f: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A random attack of the kind the detector must survive (the codec, resizing, levels, noise)."""
-    from benchmarks.watermark_table import codec, resize
+    from .attacks import codec, levels, resize
 
     r = rng.random()
     if r < 0.4:
@@ -111,7 +111,7 @@ def _attack(f: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     else:
         f = codec(f, int(rng.integers(18, 32)))
     if rng.random() < 0.2:
-        f = np.clip(f * rng.uniform(0.8, 1.25) + rng.uniform(-20, 20), 0, 255).astype(np.uint8)
+        f = levels(f, rng.uniform(0.8, 1.25), rng.uniform(-20, 20))
     if rng.random() < 0.25:  # pixel noise, grey or per channel: trained without it, the extractor fell below the
         sigma = rng.uniform(5, 55)  # bilateral path under it (sigma 50: known-sign z 2.3-5.6 against 5.8-8.1)
         shape = f.shape[:3] + ((1,) if rng.random() < 0.5 else (3,))
@@ -122,7 +122,7 @@ def _attack(f: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 def make_examples(seeds: list[int], rng_seed: int, per_clip: int = PER_CLIP):
     """(M [n, 64, 64], target chips [n, 320]): each world clip marked with random keys and payloads (10% left
     unmarked, target 0), delivered as CRF 18, then attacked."""
-    from benchmarks.watermark_table import codec
+    from .attacks import codec
     from world import make_clip
 
     rng = np.random.default_rng(rng_seed)

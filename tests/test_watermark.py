@@ -7,24 +7,14 @@ import math
 import numpy as np
 import pytest
 
-from daas.video import h264_roundtrip
 from provenance import watermark as wm
+from provenance.attacks import codec, levels, resize
 from provenance.extractor import learned_chips
 from world import make_clip, split_seeds
 
 KEY = wm.WatermarkKey(b"test key: thirty-two bytes long!")
 OTHER = wm.WatermarkKey(b"another key, also 32 bytes long.")
 PAYLOADS = [0xDEADBEEF, 0x00000001, 0x7F3A9C12, 0xFFFFFFFF, 0x12345678, 0x0BADF00D]
-
-
-def codec(frames: np.ndarray, crf: int) -> np.ndarray:
-    return h264_roundtrip(frames, crf, preset="medium", threads=1)
-
-
-def resize(frames, w, h):
-    import cv2
-
-    return np.stack([cv2.resize(f, (w, h), interpolation=cv2.INTER_CUBIC) for f in frames])
 
 
 @pytest.fixture(scope="module")
@@ -63,9 +53,9 @@ def test_mark_changes_luma_at_the_least_rgb_error():
 def test_payload_survives(marked, attack):
     ok = 0
     for _, v, payload in marked:
-        a = {"crf28": lambda: codec(v, 28), "up2_crf28": lambda: codec(resize(v, 128, 128), 28),
+        a = {"crf28": lambda: codec(v, 28), "up2_crf28": lambda: codec(resize(v, 2), 28),
              "drop": lambda: v[::2], "trim": lambda: v[4:13],
-             "brightness": lambda: np.clip(v * 1.2 - 15, 0, 255).astype(np.uint8),
+             "brightness": lambda: levels(v, 1.2, -15),
              "crop_crf28": lambda: codec(v[:, 2:60, 4:62], 28)}[attack]()
         d = wm.detect(a, KEY)
         ok += d.payload == payload
@@ -197,15 +187,28 @@ def test_learned_extractor_numpy_inference_is_the_trained_network():
 def test_learned_chips_carry_more_evidence_than_the_bilateral_ones(marked):
     """Known-sign z (the evidence for the true chip signs) after CRF 35 and after 0.5x + CRF 28, summed over the six
     clips: the learned extractor's against the bilateral residual's (the benchmark measures the rates)."""
-    import cv2
-
     z = {True: [], False: []}
     for _, v, payload in marked:
         truth = KEY.pay_sign * (wm.encode_bits(payload) * 2.0 - 1)[KEY.pay_bit]
-        half = np.stack([cv2.resize(f, (32, 32), interpolation=cv2.INTER_AREA) for f in v])
-        for a in (codec(v, 35), codec(half, 28)):
+        for a in (codec(v, 35), codec(resize(v, 0.5), 28)):
             M = wm.canon_mean(a)
             for learned in z:
                 c = learned_chips(M) if learned else wm._chips(wm.residual(M))
                 z[learned].append(float(c @ truth / np.linalg.norm(c)))
     assert sum(z[True]) > 1.03 * sum(z[False]), z
+
+
+def test_attacks_keep_their_input_and_give_the_stated_sizes():
+    from provenance.attacks import ATTACKS, crop
+
+    clip = make_clip(split_seeds("test", 1)[0]).frames[:9]
+    before = clip.copy()
+    assert resize(clip, 0.5).shape == (9, 32, 32, 3) and resize(clip, 2).shape == (9, 128, 128, 3)
+    assert crop(clip).shape == (9, 58, 58, 3)
+    lv = levels(clip, 1.2, -15.6)
+    assert lv.dtype == np.uint8 and lv.max() <= 255 and not np.array_equal(lv, clip)
+    out = {name: attack(clip) for name, attack in ATTACKS.items()}
+    assert np.array_equal(clip, before)  # no attack writes into the frames it is given
+    assert out["drop every other frame"].shape[0] == 5 and out["middle-half trim"].shape[0] == 5
+    assert out["0.5x down + CRF 28"].shape[1:3] == (32, 32)
+    assert np.abs(out["CRF 35"].astype(int) - clip).mean() > np.abs(out["CRF 28"].astype(int) - clip).mean()
