@@ -18,7 +18,7 @@ def codec(frames: np.ndarray, crf: int, fps: float = 8) -> np.ndarray:
 
 
 def resize(frames: np.ndarray, f: float) -> np.ndarray:
-    """Scale both sides by `f`: area averaging down, bicubic up (what common tools use for each)."""
+    """Scale both sides by `f`: area averaging down, bicubic up."""
     import cv2
 
     T, H, W, _ = frames.shape

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from provenance import watermark as wm
-from provenance.attacks import codec, levels, resize
+from provenance.attacks import ATTACKS, codec, crop, levels, resize
 from provenance.extractor import learned_chips
 from world import make_clip, split_seeds
 
@@ -199,14 +199,12 @@ def test_learned_chips_carry_more_evidence_than_the_bilateral_ones(marked):
 
 
 def test_attacks_keep_their_input_and_give_the_stated_sizes():
-    from provenance.attacks import ATTACKS, crop
-
     clip = make_clip(split_seeds("test", 1)[0]).frames[:9]
     before = clip.copy()
     assert resize(clip, 0.5).shape == (9, 32, 32, 3) and resize(clip, 2).shape == (9, 128, 128, 3)
     assert crop(clip).shape == (9, 58, 58, 3)
-    lv = levels(clip, 1.2, -15.6)
-    assert lv.dtype == np.uint8 and lv.max() <= 255 and not np.array_equal(lv, clip)
+    px = np.array([250, 0, 128], np.uint8).reshape(1, 1, 1, 3)
+    assert levels(px, 1.2, -15.6).ravel().tolist() == [255, 0, 138]  # gain, offset, clipped at both ends
     out = {name: attack(clip) for name, attack in ATTACKS.items()}
     assert np.array_equal(clip, before)  # no attack writes into the frames it is given
     assert out["drop every other frame"].shape[0] == 5 and out["middle-half trim"].shape[0] == 5
