@@ -160,7 +160,11 @@ def dit_init_checkpoint(weights: str | Path, out: str | Path, model: DiTConfig |
     With `model` (a DiTConfig that differs, e.g. in latent channels for a new VAE), the new model is built
     (seeded) and every tensor of the old one whose name and shape fit is carried over: the transformer body,
     the text and timestep embedders; the rest (the latent patch embedding, the zero-initialised final
-    projection) start fresh; a model whose transformer blocks differ (width, depth, heads) is refused.
+    projection) start fresh. A deeper model keeps the old blocks first and appends new ones whose three residual
+    branches (self-attention, cross-attention, MLP) end in zeroed projections: they start as the identity, so
+    the grown model computes what the old one did and training adds capacity from there (the shared adaLN
+    modulation is already trained, so a zero per-block table alone would not make them the identity).
+    A model whose blocks differ otherwise (width, heads, MLP ratio, or fewer blocks) is refused.
     Measured (session 5): a 16-channel DiT started this way from the 4-channel one reached the validation loss
     of a fresh start's step 2,000 at step ~1,000 (generator/weights/MODEL_CARD.md).
     """
@@ -171,10 +175,17 @@ def dit_init_checkpoint(weights: str | Path, out: str | Path, model: DiTConfig |
         torch.manual_seed(seed)
         new = DiT(model).state_dict()
         fresh = [k for k, v in new.items() if k not in sd or sd[k].shape != v.shape]
-        body = [k for k in fresh if k.startswith("blocks.")]
-        if body:  # the point is to keep the trained body; a model it does not fit would start from nothing
+        old_depth = dit.cfg.depth
+        added = [k for k in fresh if k.startswith("blocks.") and int(k.split(".")[1]) >= old_depth]
+        body = [k for k in fresh if k.startswith("blocks.") and k not in added]
+        if body or model.depth < old_depth:  # the point is to keep the trained body
             raise DaasError(f"{weights}: its transformer body does not fit the new model ({len(body)} block "
-                            f"tensors differ, e.g. {body[0]}); only the latent channels may change")
+                            f"tensors differ, e.g. {(body or ['depth'])[0]}); only the latent channels and the "
+                            "number of blocks (more, not fewer) may change")
+        ends = tuple(f".{m}.{p}" for m in ("attn.out", "cross.out", "mlp.2") for p in ("weight", "bias"))
+        for k in added:  # appended blocks start as the identity
+            if k.endswith(ends):
+                new[k] = torch.zeros_like(new[k])
         sd = {**new, **{k: sd[k] for k in new.keys() - set(fresh)}}
     state = {**{f"dit.{k}": v for k, v in sd.items()}, **{f"ema.{k}": v.clone() for k, v in sd.items()}}
     return torch_save_atomic({"state_dict": state, "daas": {"from": str(weights), "step": meta.get("step"),

@@ -532,10 +532,35 @@ def test_a_dit_for_a_new_latent_space_keeps_the_old_body(tmp_path):
     assert torch.all(got["final.linear.weight"] == 0)  # and the final projection zero-initialised, as in DiT
     x = torch.randn(2, 8, 5, 16, 16)
     assert module.dit(x, torch.rand(2), torch.randn(2, 7, 384), torch.ones(2, 7, dtype=torch.bool)).shape == x.shape
-    for other in ({"width": 48}, {"depth": 3}, {"mlp_ratio": 3.0}):  # a body that does not fit is refused
+    for other in ({"width": 48}, {"depth": 1}, {"mlp_ratio": 3.0}):  # a body that does not fit is refused
         with pytest.raises(DaasError, match="transformer body does not fit"):
             dit_init_checkpoint(shipped, tmp_path / "other.ckpt", model=DiTConfig(**{**wide.__dict__, **other}))
         assert not (tmp_path / "other.ckpt").exists()
+
+
+def test_a_deeper_dit_grown_from_a_trained_one_starts_as_the_same_function(tmp_path):
+    """Appended blocks start as the identity: the grown model's velocity equals the old one's, and training
+    reaches the new blocks (their zeroed projections get gradients)."""
+    from generator.flow import flow_loss
+    from generator.weights import dit_init_checkpoint, load_dit, save_weights
+
+    torch.manual_seed(0)
+    old = DiT(TINY_DIT)
+    for p in old.parameters():  # a "trained" model: no zero modulation left, so identity must come from elsewhere
+        p.data.normal_(0, 0.2)
+    shipped = save_weights(tmp_path / "dit.safetensors", old.state_dict(), {"kind": "dit", "config": TINY_DIT.__dict__})
+    deep = DiTConfig(**{**TINY_DIT.__dict__, "depth": 4})
+    state = torch.load(dit_init_checkpoint(shipped, tmp_path / "init.ckpt", model=deep), weights_only=False)
+    grown = DiT(deep)
+    grown.load_state_dict({k[4:]: v for k, v in state["state_dict"].items() if k.startswith("dit.")})
+    assert sorted(state["daas"]["fresh"])[0].startswith("blocks.2.")  # only the appended blocks are new
+    x, t = torch.randn(2, 4, 5, 8, 8), torch.rand(2)
+    text, mask = torch.randn(2, 7, 384), torch.ones(2, 7, dtype=torch.bool)
+    ref = load_dit(shipped)[0]
+    with torch.no_grad():
+        assert torch.allclose(grown(x, t, text, mask), ref(x, t, text, mask), atol=1e-5)
+    flow_loss(grown, x, text, mask).backward()
+    assert grown.blocks[3].mlp[2].weight.grad.abs().sum() > 0
 
 
 def test_compiled_blocks_keep_checkpoint_names_and_the_eager_result():
