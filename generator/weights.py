@@ -179,9 +179,10 @@ def dit_init_checkpoint(weights: str | Path, out: str | Path, model: DiTConfig |
         added = [k for k in fresh if k.startswith("blocks.") and int(k.split(".")[1]) >= old_depth]
         body = [k for k in fresh if k.startswith("blocks.") and k not in added]
         if body or model.depth < old_depth:  # the point is to keep the trained body
-            raise DaasError(f"{weights}: its transformer body does not fit the new model ({len(body)} block "
-                            f"tensors differ, e.g. {(body or ['depth'])[0]}); only the latent channels and the "
-                            "number of blocks (more, not fewer) may change")
+            what = (f"{len(body)} block tensors differ, e.g. {body[0]}" if body else
+                    f"{model.depth} blocks, fewer than its {old_depth}")
+            raise DaasError(f"{weights}: its transformer body does not fit the new model ({what}); only the latent "
+                            "channels and the number of blocks (more, not fewer) may change")
         ends = tuple(f".{m}.{p}" for m in ("attn.out", "cross.out", "mlp.2") for p in ("weight", "bias"))
         for k in added:  # appended blocks start as the identity
             if k.endswith(ends):
