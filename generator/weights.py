@@ -173,20 +173,20 @@ def dit_init_checkpoint(weights: str | Path, out: str | Path, model: DiTConfig |
     fresh: list[str] = []
     if model is not None:
         torch.manual_seed(seed)
-        new = DiT(model).state_dict()
-        fresh = [k for k, v in new.items() if k not in sd or sd[k].shape != v.shape]
+        grown = DiT(model)
         old_depth = dit.cfg.depth
-        added = [k for k in fresh if k.startswith("blocks.") and int(k.split(".")[1]) >= old_depth]
-        body = [k for k in fresh if k.startswith("blocks.") and k not in added]
+        for block in grown.blocks[old_depth:]:  # appended blocks start as the identity
+            for proj in (block.attn.out, block.cross.out, block.mlp[2]):
+                torch.nn.init.zeros_(proj.weight)
+                torch.nn.init.zeros_(proj.bias)
+        new = grown.state_dict()
+        fresh = [k for k, v in new.items() if k not in sd or sd[k].shape != v.shape]
+        body = [k for k in fresh if k.startswith("blocks.") and int(k.split(".")[1]) < old_depth]
         if body or model.depth < old_depth:  # the point is to keep the trained body
             what = (f"{len(body)} block tensors differ, e.g. {body[0]}" if body else
                     f"{model.depth} blocks, fewer than its {old_depth}")
             raise DaasError(f"{weights}: its transformer body does not fit the new model ({what}); only the latent "
                             "channels and the number of blocks (more, not fewer) may change")
-        ends = tuple(f".{m}.{p}" for m in ("attn.out", "cross.out", "mlp.2") for p in ("weight", "bias"))
-        for k in added:  # appended blocks start as the identity
-            if k.endswith(ends):
-                new[k] = torch.zeros_like(new[k])
         sd = {**new, **{k: sd[k] for k in new.keys() - set(fresh)}}
     state = {**{f"dit.{k}": v for k, v in sd.items()}, **{f"ema.{k}": v.clone() for k, v in sd.items()}}
     return torch_save_atomic({"state_dict": state, "daas": {"from": str(weights), "step": meta.get("step"),
