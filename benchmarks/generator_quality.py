@@ -88,13 +88,14 @@ def vae_quality(vae, n: int = 64) -> dict:
 
 def dit_quality(pipe, n: int = 64, steps: int = DEFAULT_STEPS, guidance: float = DEFAULT_GUIDANCE,
                 sampler: str = DEFAULT_SAMPLER, shift: float = DEFAULT_SHIFT,
-                guidance_interval: tuple[float, float] = DEFAULT_GUIDANCE_INTERVAL) -> dict:
+                guidance_interval: tuple[float, float] = DEFAULT_GUIDANCE_INTERVAL, offset: int = 10_000) -> dict:
+    """Prompts and seeds of n test-split clips from `offset` on (the model card's figures: 10,000 and 20,000)."""
     from world import make_clip, split_seeds
 
     from .metrics import measure_clip
 
     rows = []
-    for k, seed in enumerate(split_seeds("test", n, offset=10_000)):
+    for k, seed in enumerate(split_seeds("test", n, offset=offset)):
         clip = make_clip(seed)
         prompt = clip.caption
         frames = pipe(prompt, num_inference_steps=steps, guidance_scale=guidance, seed=seed, sampler=sampler,

@@ -167,6 +167,13 @@ class TrainConfig:
     # tokens its head reads (REPA aligns an early third of the depth)
     aux_weight: float = 0.0
     aux_block: int = 2
+    # a wall-time budget in seconds (0 = none): the measured step rate sets max_steps, and so the end of a cosine
+    # schedule (training.TimeBudget), e.g. for a GPU lent for minutes
+    time_budget_s: float = 0.0
+    # DiT: write the EMA's shipped fp16 weights every this many steps (0 = never) to export_to (default
+    # run_dir/export.safetensors)
+    export_every: int = 0
+    export_to: str = ""
 
     def __post_init__(self):
         # at load time: a mistake must not cost a data set's encoding first

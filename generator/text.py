@@ -113,6 +113,11 @@ class TextEncoder:
         finally:
             self.tokenizer.enable_truncation(self.max_tokens)
 
+    def to(self, device) -> "TextEncoder":
+        """Run the encoder on `device` (a GPU training run encodes its captions there)."""
+        self.model.to(device)
+        return self
+
     @torch.no_grad()
     def __call__(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         enc = self.tokenizer.encode_batch([p.lower() for p in prompts])
@@ -122,6 +127,8 @@ class TextEncoder:
         for i, e in enumerate(enc):
             ids[i, : len(e.ids)] = torch.tensor(e.ids)
             mask[i, : len(e.ids)] = True
+        device = self.model.word.weight.device
+        ids, mask = ids.to(device, non_blocking=True), mask.to(device, non_blocking=True)
         return self.model(ids, mask).float(), mask
 
 

@@ -348,21 +348,21 @@ class DiTModule(L.LightningModule):
     @property
     def text(self):
         if self._text is None:
-            from .text import get_text_encoder
+            from .text import TextEncoder, get_text_encoder
 
-            self._text = get_text_encoder()
+            # on a GPU the captions are encoded there (a batch of 256 costs ~0.1 s on CPU cores, more than a step)
+            self._text = get_text_encoder() if self.device.type == "cpu" else TextEncoder().to(self.device)
         return self._text
 
     def _frame_condition(self, x0: torch.Tensor):
         """For a share of samples, give the first latent frame (image-to-video) or the first half of the
         latent frames (extension) as conditioning."""
         B, _, T = x0.shape[:3]
-        mask = torch.zeros(B, 1, T, 1, 1, device=x0.device, dtype=x0.dtype)
         pick = torch.rand(B, device=x0.device) < self.cfg.train.frame_cond_prob
         n_given = torch.where(torch.rand(B, device=x0.device) < 0.5, 1, max(1, T // 2))
-        for i in torch.nonzero(pick).flatten().tolist():
-            mask[i, :, : int(n_given[i])] = 1
-        return x0, mask
+        n_given = torch.where(pick, n_given, 0)  # (no per-sample loop: on a GPU each would wait for the device)
+        mask = torch.arange(T, device=x0.device)[None] < n_given[:, None]
+        return x0, mask.to(x0.dtype).view(B, 1, T, 1, 1)
 
     def training_step(self, batch, _):
         x0 = batch["latent"]
@@ -399,14 +399,13 @@ class DiTModule(L.LightningModule):
         # warm the EMA up from the raw weights early on (the average of a random start is useless)
         d = min(d, (1 + self.global_step) / (10 + self.global_step))
         with torch.no_grad():
-            for e, p in zip(self.ema.parameters(), self.dit.parameters()):
-                e.lerp_(p, 1 - d)
+            torch._foreach_lerp_(list(self.ema.parameters()), list(self.dit.parameters()), 1 - d)
 
     def validation_step(self, batch, _):
         x0 = batch["latent"]
         text, mask = self.text(batch["caption"])
         g = torch.Generator().manual_seed(0)
-        t = torch.rand(x0.shape[0], generator=g)
+        t = torch.rand(x0.shape[0], generator=g).to(x0.device)
         torch.manual_seed(1)
         loss = flow_loss(self.ema, x0, text, mask, t=t)
         self.log("val/loss", loss, prog_bar=True, batch_size=x0.shape[0])
@@ -439,6 +438,56 @@ class StepPrinter(L.Callback):
             print(f"step {trainer.global_step} {time.time() - self.t0:.0f}s {m}", flush=True)
 
 
+class TimeBudget(L.Callback):
+    """Fit the run into `seconds` of wall time (a GPU lent for a few minutes): every `every` steps until 80% of
+    the budget, the step rate measured so far sets max_steps, and with it the end of the cosine schedule, so the
+    learning rate reaches its floor as the time runs out; past the budget the run stops."""
+
+    def __init__(self, seconds: float, train_cfg, every: int = 50):
+        self.seconds, self.t, self.every = seconds, train_cfg, every
+        self.t0 = self.step0 = None
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        step = trainer.global_step
+        if self.t0 is None:  # from the first finished step: set-up and first-step compilation are not the rate
+            self.t0, self.step0 = time.time(), step
+            return
+        elapsed = time.time() - self.t0
+        if elapsed > self.seconds:
+            trainer.should_stop = True
+            return
+        if (step - self.step0) % self.every or elapsed > 0.8 * self.seconds:
+            return
+        rate = (step - self.step0) / elapsed
+        end = step + max(1, int(rate * (self.seconds - elapsed)))
+        self.t.max_steps = end  # the schedule reads it at every step
+        trainer.fit_loop.epoch_loop.max_steps = end
+        if trainer.is_global_zero and (step - self.step0) % (10 * self.every) == 0:
+            print(f"time budget: {rate:.2f} steps/s, {self.seconds - elapsed:.0f}s left: max_steps {end}", flush=True)
+
+
+class ExportEvery(L.Callback):
+    """Write the EMA DiT's shipped fp16 weights every `every` steps and at the end (atomically), so a run cut
+    short (a lent machine taken back) still leaves its latest weights."""
+
+    def __init__(self, every: int, out: str | Path):
+        self.every, self.out = every, Path(out)
+
+    def _export(self, trainer, module) -> None:
+        if trainer.is_global_zero:
+            from .weights import save_dit_weights
+
+            save_dit_weights(module.cfg, module.ema.state_dict(), trainer.global_step, self.out)
+            print(f"exported step {trainer.global_step} -> {self.out}", flush=True)
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        if trainer.global_step % self.every == 0:
+            self._export(trainer, module)
+
+    def on_train_end(self, trainer, module):
+        self._export(trainer, module)
+
+
 def _trainer(cfg, run_dir: Path, use_distributed_sampler: bool = True, limit_val_batches: int = 4) -> L.Trainer:
     from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger
@@ -446,6 +495,11 @@ def _trainer(cfg, run_dir: Path, use_distributed_sampler: bool = True, limit_val
     t = cfg.train
     if t.threads:
         torch.set_num_threads(t.threads)
+    extra = []
+    if t.time_budget_s > 0:
+        extra.append(TimeBudget(t.time_budget_s, t))
+    if t.export_every > 0:
+        extra.append(ExportEvery(t.export_every, t.export_to or run_dir / "export.safetensors"))
     return L.Trainer(
         accelerator=t.accelerator, devices=t.devices, strategy=t.strategy,
         precision=resolve_precision(t.precision, t.accelerator),
@@ -457,7 +511,7 @@ def _trainer(cfg, run_dir: Path, use_distributed_sampler: bool = True, limit_val
         # (whose restored callback state names the other folder and would make Lightning write last-v1.ckpt)
         callbacks=[ModelCheckpoint(dirpath=str(run_dir / "checkpoints"), save_last=True, save_top_k=0,
                                    every_n_train_steps=t.checkpoint_every, enable_version_counter=False),
-                   StepPrinter()],
+                   StepPrinter(), *extra],
         enable_progress_bar=False, enable_model_summary=False, log_every_n_steps=10,
     )
 
@@ -519,25 +573,48 @@ def latent_cache_name(cfg: DataConfig, split: str, n: int, per_bucket: bool = Fa
     return f"latents_{split}_{n}_{hashlib.sha1(key.encode()).hexdigest()[:10]}.pt"
 
 
+class _ClipsToEncode(Dataset):
+    """The clips of an OnTheFlyWorld with all their captions: precompute_latents renders them in workers."""
+
+    def __init__(self, ds: OnTheFlyWorld):
+        self.ds = ds
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def __getitem__(self, i: int):
+        clip = make_clip(self.ds.seeds[i], **self.ds.kw)
+        # uint8 frames: a quarter of the float clip's bytes, and sent through a pipe, not shared memory
+        return clip.frames, clip.captions
+
+
+def _as_list(items: list) -> list:
+    return items
+
+
 def precompute_latents(vae: VideoVAE, cfg: DataConfig, split: str, n: int, out: Path, batch: int = 16,
-                       progress=None, per_bucket: bool = False) -> Path:
+                       progress=None, per_bucket: bool = False, num_workers: int = 0) -> Path:
     """Encode world clips of `split` once (latent means, fp16) with all their captions, bucket by bucket
     (bucket_plan: n clips shared among the buckets, or n per bucket); each clip is rendered at its bucket's
-    duration and size. One file holds every bucket (see LatentDataset)."""
+    duration and size (by `num_workers` processes) and encoded on the VAE's device. One file holds every
+    bucket (see LatentDataset)."""
     plan = bucket_plan(cfg, n, per_bucket)
     total, done = sum(k for _, k, _ in plan), 0
     lat, caps, seeds = {}, {}, {}
     vae.eval()
+    device = next(vae.parameters()).device
     for (f, h, w), k, offset in plan:
         name = bucket_name((f, h, w))
         ds = OnTheFlyWorld(split, k, offset, families=tuple(cfg.families) or FAMILIES, width=w, height=h,
                            fps=cfg.fps, n_frames=f, random_caption=False)
+        loader = DataLoader(_ClipsToEncode(ds), batch_size=batch, num_workers=num_workers, collate_fn=_as_list)
         zs, caps[name] = [], []
-        for s in range(0, k, batch):
-            z, clips = _encode_clips(vae, ds, range(s, min(k, s + batch)))
-            zs.append(z.half())
-            caps[name] += [c.captions for c in clips]
-            done += len(clips)
+        for items in loader:
+            with torch.no_grad():
+                z, _ = vae.encode(torch.stack([to_tensor(v) for v, _ in items]).to(device))
+            zs.append(z.half().cpu())
+            caps[name] += [c for _, c in items]
+            done += len(items)
             if progress:
                 progress(done, total)
         lat[name], seeds[name] = torch.cat(zs), torch.tensor(list(ds.seeds))
@@ -564,6 +641,8 @@ def train_dit(cfg: DiTTrainConfig) -> Path:
     L.seed_everything(cfg.train.seed, workers=True, verbose=False)
     run_dir = Path(cfg.train.run_dir)
     vae, stats = load_vae(cfg.vae_checkpoint or None)
+    on_gpu = cfg.train.accelerator in ("gpu", "cuda") and torch.cuda.is_available()
+    vae.to("cuda" if on_gpu else "cpu")
     d = cfg.data
     for (f, h, w), k, _ in bucket_plan(d, d.latent_clips):
         vae.check_frames(f)
@@ -575,8 +654,9 @@ def train_dit(cfg: DiTTrainConfig) -> Path:
         p = run_dir / latent_cache_name(d, split, n, per_bucket)
         if not p.exists():
             print(f"encoding {split} clips of buckets {[bucket_name(b) for b in d.bucket_list()]} to {p}", flush=True)
-            precompute_latents(vae, d, split, n, p, per_bucket=per_bucket,
-                               progress=lambda k, n: print(f"  {k}/{n}", flush=True) if k % 256 < 16 else None)
+            batch = 128 if on_gpu else 16
+            precompute_latents(vae, d, split, n, p, batch=batch, per_bucket=per_bucket, num_workers=d.num_workers,
+                               progress=lambda k, n: print(f"  {k}/{n}", flush=True) if k % (16 * batch) < batch else None)
         _check_latents(LatentDataset(p, legacy_bucket=d.bucket_list()[0]), d, vae, p)
         paths[split] = p
     # train on normalised latents: the VAE's per-channel statistics, stored with the VAE weights

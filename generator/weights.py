@@ -146,11 +146,16 @@ def export_dit(ckpt: str | Path, out: str | Path = DIT_FILE) -> Path:
     blob = torch.load(ckpt, map_location="cpu", weights_only=False)
     cfg = config_from_dict(DiTTrainConfig, blob["hyper_parameters"]["config"])
     sd = {k[4:]: v for k, v in blob["state_dict"].items() if k.startswith("ema.")}
+    return save_dit_weights(cfg, sd, blob.get("global_step"), out)
+
+
+def save_dit_weights(cfg, ema_state: dict, step: int | None, out: str | Path) -> Path:
+    """The shipped file of a DiT: its EMA weights (fp16) and what it was trained with (a DiTTrainConfig)."""
     vae_file = cfg.vae_checkpoint or VAE_FILE
-    meta = {"kind": "dit", "config": cfg.model.__dict__, "step": blob.get("global_step"),
+    meta = {"kind": "dit", "config": cfg.model.__dict__, "step": step,
             "vae_sha256": file_sha256(vae_file), "vae_encoder_sha256": encoder_fingerprint(load_vae(vae_file)[0]),
             "data": cfg.data.__dict__}
-    return save_weights(out, sd, meta)
+    return save_weights(out, {k: v.detach().cpu() for k, v in ema_state.items()}, meta)
 
 
 def dit_init_checkpoint(weights: str | Path, out: str | Path, model: DiTConfig | None = None, seed: int = 0) -> Path:

@@ -788,6 +788,67 @@ def test_dit_trains_on_two_buckets_and_resumes(tmp_path):
     assert train_file.stat().st_mtime_ns == mtime
 
 
+def test_a_run_exports_its_ema_weights_every_n_steps(tmp_path):
+    """export_every: the shipped fp16 file of the EMA DiT is written during the run (a lent machine may be taken
+    back before the end) and at its end, and the pipeline's loader reads it."""
+    from generator.train import main
+    from generator.weights import load_dit
+
+    run, out = tmp_path / "run", tmp_path / "exported.safetensors"
+    cfg = _tiny_dit_yaml(tmp_path, run, "roll", f"max_steps: 3, export_every: 2, export_to: {out}, val_every: 100")
+    main(["dit", "--config", str(cfg)])
+    dit, meta = load_dit(out)
+    assert meta["step"] == 3 and dit.cfg.width == 32
+    ema = {k[4:]: v for k, v in torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu",
+                                           weights_only=False)["state_dict"].items() if k.startswith("ema.")}
+    for k, v in dit.state_dict().items():
+        assert torch.equal(v, ema[k].half().float()), k
+
+
+def test_time_budget_sets_the_end_of_the_schedule_from_the_step_rate(monkeypatch):
+    """TimeBudget: the measured step rate sets max_steps (and so where the cosine reaches its floor) to end as
+    the budget runs out; past the budget the run stops."""
+    from types import SimpleNamespace
+
+    from generator import training
+
+    clock = [100.0]
+    monkeypatch.setattr(training.time, "time", lambda: clock[0])
+    cfg = TrainConfig(max_steps=100_000, lr=1.0, warmup_steps=1, lr_schedule="cosine", min_lr_ratio=0.05)
+    trainer = SimpleNamespace(global_step=0, should_stop=False, is_global_zero=False,
+                              fit_loop=SimpleNamespace(epoch_loop=SimpleNamespace(max_steps=100_000)))
+    budget = training.TimeBudget(60.0, cfg, every=10)
+    schedule = training._schedule(torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0), cfg)
+    for step in range(1, 12):  # 2 steps a second from the first finished step on
+        trainer.global_step = step
+        budget.on_train_batch_end(trainer, None, None, None, step)
+        clock[0] += 0.5
+    # at step 11, 5 s in: 55 s left at 2 steps/s
+    assert cfg.max_steps == trainer.fit_loop.epoch_loop.max_steps == 11 + 110
+    assert schedule.lr_lambdas[0](121) == pytest.approx(0.05) and schedule.lr_lambdas[0](60) > 0.5
+    clock[0] += 56
+    trainer.global_step = 12
+    budget.on_train_batch_end(trainer, None, None, None, 12)
+    assert trainer.should_stop
+
+
+def test_frame_conditioning_gives_leading_latent_frames():
+    """A share frame_cond_prob of samples gets its first latent frame or first half given; the rest none."""
+    from generator.config import DiTTrainConfig
+    from generator.training import DiTModule
+
+    torch.manual_seed(0)
+    cfg = DiTTrainConfig(model=TINY_DIT)
+    cfg.train.frame_cond_prob = 0.5
+    x0 = torch.randn(400, 4, 5, 2, 2)
+    _, mask = DiTModule(cfg)._frame_condition(x0)
+    given = mask[:, 0, :, 0, 0]
+    counts = given.sum(1)
+    assert set(counts.tolist()) == {0.0, 1.0, 2.0}  # none, the first frame, or the first half (5 // 2)
+    assert torch.equal(given, (torch.arange(5)[None] < counts[:, None]).float())  # always the leading frames
+    assert 0.4 < (counts > 0).float().mean() < 0.6
+
+
 def test_pipeline_generates_non_square_bucket_sizes():
     from generator.config import DataConfig
     from generator.pipeline import VideoPipeline
