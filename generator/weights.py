@@ -54,11 +54,33 @@ def torch_save_atomic(obj, path: str | Path) -> Path:
     return path
 
 
-def save_weights(path: str | Path, state_dict: dict, meta: dict) -> Path:
+INT8_SCALE = ".int8_scale"  # suffix of the per-row scales of a tensor stored in int8
+
+
+def quantize_int8(state_dict: dict, min_numel: int = 4096) -> dict:
+    """Weight-only int8: every 2-D float tensor of at least `min_numel` elements (the linear layers' weights)
+    becomes int8 with one fp16 scale per output row (absmax / 127), stored beside it as `<name>.int8_scale`;
+    the rest is left as it is. Half the bytes of fp16; each weight is off by at most half its row's step."""
+    out = {}
+    for k, v in state_dict.items():
+        if v.is_floating_point() and v.ndim == 2 and v.numel() >= min_numel:
+            w = v.detach().float()
+            scale = (w.abs().amax(1) / 127).clamp_min(1e-8).half()
+            out[k] = torch.round(w / scale.float()[:, None]).clamp(-127, 127).to(torch.int8)
+            out[k + INT8_SCALE] = scale
+        else:
+            out[k] = v
+    return out
+
+
+def save_weights(path: str | Path, state_dict: dict, meta: dict, int8: bool = False) -> Path:
+    """fp16 safetensors with the DAAS metadata; `int8`: the linear layers' weights in int8 (quantize_int8)."""
     from safetensors.torch import save_file
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    if int8:
+        state_dict, meta = quantize_int8(state_dict), {**meta, "int8_weights": True}
     tensors = {k: v.detach().to(torch.float16).contiguous() if v.is_floating_point() else v.contiguous()
                for k, v in state_dict.items()}
     tmp = path.with_suffix(".tmp")
@@ -77,6 +99,9 @@ def _read(path: Path) -> tuple[dict, dict]:
         with safe_open(str(path), "pt") as f:
             meta = json.loads((f.metadata() or {}).get("daas", "{}"))
             sd = {k: f.get_tensor(k).float() for k in f.keys()}
+        for k in [k for k in sd if k.endswith(INT8_SCALE)]:  # int8 weights (quantize_int8) back to float
+            scale = sd.pop(k)
+            sd[k[: -len(INT8_SCALE)]] *= scale[:, None]
     except Exception as e:  # noqa: BLE001 - any parse failure is a bad checkpoint file
         raise DaasError(f"checkpoint {path} is unreadable ({type(e).__name__})") from None
     if not meta:
