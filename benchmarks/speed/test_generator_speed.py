@@ -36,7 +36,7 @@ def test_matmul_baseline_fp32(benchmark):
 
 def test_dit_step(benchmark, pipe):
     """One guided sampling step: the DiT on a batch of 2 (conditional + unconditional) 17-frame latents."""
-    x = torch.randn(2, 4, 5, 16, 16)
+    x = torch.randn(2, pipe.dit.cfg.latent_channels, 5, 16, 16)
     t = torch.full((2,), 0.5)
     text, mask = pipe.text(["a red ball falls and bounces", ""])
 
@@ -80,7 +80,7 @@ def test_dit_training_throughput(benchmark, pipe):
 
     dit = DiT(pipe.dit.cfg)
     opt = torch.optim.AdamW(dit.parameters(), lr=1e-4)
-    x0 = torch.randn(8, 4, 5, 16, 16)
+    x0 = torch.randn(8, pipe.dit.cfg.latent_channels, 5, 16, 16)
     text, mask = pipe.text(["a red ball falls and bounces"] * 8)
 
     def step():
