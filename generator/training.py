@@ -57,12 +57,26 @@ def world_dataset(c: DataConfig, split: str, n: int, random_caption: bool = Fals
                          fps=c.fps, n_frames=c.n_frames, random_caption=random_caption, hflip=hflip)
 
 
-def _encode_clips(vae: VideoVAE, ds: OnTheFlyWorld, idx: range):
-    """Latent means of the clips ds.seeds[idx], and the clips."""
-    clips = [make_clip(ds.seeds[i], **ds.kw) for i in idx]
+class _ClipsToEncode(Dataset):
+    """The clips of an OnTheFlyWorld with all their captions: precompute_latents renders them in workers."""
+
+    def __init__(self, ds: OnTheFlyWorld):
+        self.ds = ds
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def __getitem__(self, i: int):
+        clip = make_clip(self.ds.seeds[i], **self.ds.kw)
+        # uint8 frames: a quarter of the float clip's bytes, and sent through a pipe, not shared memory
+        return clip.frames, clip.captions
+
+
+def _encode_clips(vae: VideoVAE, ds: OnTheFlyWorld, idx: range) -> torch.Tensor:
+    """Latent means of the clips ds.seeds[idx]."""
+    clips = _ClipsToEncode(ds)
     with torch.no_grad():
-        z, _ = vae.encode(torch.stack([to_tensor(c.frames) for c in clips]))
-    return z, clips
+        return vae.encode(torch.stack([to_tensor(clips[i][0]) for i in idx]))[0]
 
 
 class WorldDataModule(L.LightningDataModule):
@@ -472,12 +486,14 @@ class ExportEvery(L.Callback):
 
     def __init__(self, every: int, out: str | Path):
         self.every, self.out = every, Path(out)
+        self.meta = None  # weights.dit_meta, made at the first export
 
     def _export(self, trainer, module) -> None:
         if trainer.is_global_zero:
-            from .weights import save_dit_weights
+            from .weights import dit_meta, save_dit_weights
 
-            save_dit_weights(module.cfg, module.ema.state_dict(), trainer.global_step, self.out)
+            self.meta = self.meta or dit_meta(module.cfg)
+            save_dit_weights(self.meta, module.ema.state_dict(), trainer.global_step, self.out)
             print(f"exported step {trainer.global_step} -> {self.out}", flush=True)
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
@@ -573,25 +589,6 @@ def latent_cache_name(cfg: DataConfig, split: str, n: int, per_bucket: bool = Fa
     return f"latents_{split}_{n}_{hashlib.sha1(key.encode()).hexdigest()[:10]}.pt"
 
 
-class _ClipsToEncode(Dataset):
-    """The clips of an OnTheFlyWorld with all their captions: precompute_latents renders them in workers."""
-
-    def __init__(self, ds: OnTheFlyWorld):
-        self.ds = ds
-
-    def __len__(self) -> int:
-        return len(self.ds)
-
-    def __getitem__(self, i: int):
-        clip = make_clip(self.ds.seeds[i], **self.ds.kw)
-        # uint8 frames: a quarter of the float clip's bytes, and sent through a pipe, not shared memory
-        return clip.frames, clip.captions
-
-
-def _as_list(items: list) -> list:
-    return items
-
-
 def precompute_latents(vae: VideoVAE, cfg: DataConfig, split: str, n: int, out: Path, batch: int = 16,
                        progress=None, per_bucket: bool = False, num_workers: int = 0) -> Path:
     """Encode world clips of `split` once (latent means, fp16) with all their captions, bucket by bucket
@@ -607,7 +604,7 @@ def precompute_latents(vae: VideoVAE, cfg: DataConfig, split: str, n: int, out: 
         name = bucket_name((f, h, w))
         ds = OnTheFlyWorld(split, k, offset, families=tuple(cfg.families) or FAMILIES, width=w, height=h,
                            fps=cfg.fps, n_frames=f, random_caption=False)
-        loader = DataLoader(_ClipsToEncode(ds), batch_size=batch, num_workers=num_workers, collate_fn=_as_list)
+        loader = DataLoader(_ClipsToEncode(ds), batch_size=batch, num_workers=num_workers, collate_fn=list)
         zs, caps[name] = [], []
         for items in loader:
             with torch.no_grad():
@@ -694,7 +691,7 @@ class NormalisedLatents(LatentDataModule):
 def latent_stats(vae: VideoVAE, cfg: DataConfig, n: int = 256) -> dict:
     """Per-channel mean and std of latents of n training clips (the DiT works on standardised latents)."""
     ds = world_dataset(cfg, "train", n)
-    z = torch.cat([_encode_clips(vae, ds, range(s, min(n, s + 16)))[0] for s in range(0, n, 16)])
+    z = torch.cat([_encode_clips(vae, ds, range(s, min(n, s + 16))) for s in range(0, n, 16)])
     z = z.transpose(0, 1).flatten(1)
     return {"mean": z.mean(1), "std": z.std(1).clamp_min(1e-3)}
 

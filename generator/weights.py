@@ -171,16 +171,20 @@ def export_dit(ckpt: str | Path, out: str | Path = DIT_FILE) -> Path:
     blob = torch.load(ckpt, map_location="cpu", weights_only=False)
     cfg = config_from_dict(DiTTrainConfig, blob["hyper_parameters"]["config"])
     sd = {k[4:]: v for k, v in blob["state_dict"].items() if k.startswith("ema.")}
-    return save_dit_weights(cfg, sd, blob.get("global_step"), out)
+    return save_dit_weights(dit_meta(cfg), sd, blob.get("global_step"), out)
 
 
-def save_dit_weights(cfg, ema_state: dict, step: int | None, out: str | Path) -> Path:
-    """The shipped file of a DiT: its EMA weights (fp16) and what it was trained with (a DiTTrainConfig)."""
+def dit_meta(cfg) -> dict:
+    """What a shipped DiT file records of its training (a DiTTrainConfig): the model, the data and the VAE whose
+    latents it learnt (file hash and encoder fingerprint: the VAE is read once here, not at every export)."""
     vae_file = cfg.vae_checkpoint or VAE_FILE
-    meta = {"kind": "dit", "config": cfg.model.__dict__, "step": step,
-            "vae_sha256": file_sha256(vae_file), "vae_encoder_sha256": encoder_fingerprint(load_vae(vae_file)[0]),
-            "data": cfg.data.__dict__}
-    return save_weights(out, {k: v.detach().cpu() for k, v in ema_state.items()}, meta)
+    return {"kind": "dit", "config": cfg.model.__dict__, "vae_sha256": file_sha256(vae_file),
+            "vae_encoder_sha256": encoder_fingerprint(load_vae(vae_file)[0]), "data": cfg.data.__dict__}
+
+
+def save_dit_weights(meta: dict, ema_state: dict, step: int | None, out: str | Path) -> Path:
+    """The shipped file of a DiT: its EMA weights (fp16), dit_meta's record and the step."""
+    return save_weights(out, {k: v.detach().cpu() for k, v in ema_state.items()}, {**meta, "step": step})
 
 
 def dit_init_checkpoint(weights: str | Path, out: str | Path, model: DiTConfig | None = None, seed: int = 0) -> Path:
