@@ -183,6 +183,9 @@ class TrainConfig:
                              "(train_encoder: false)")
         if not self.timestep_shift > 0:
             raise ValueError(f"train.timestep_shift must be > 0, got {self.timestep_shift}")
+        if not (math.isfinite(self.time_budget_s) and self.time_budget_s >= 0) or self.export_every < 0:
+            raise ValueError(f"train.time_budget_s and train.export_every must be >= 0 (0 = off), got "
+                             f"{self.time_budget_s} and {self.export_every}")
 
 
 def native_bf16(accelerator: str = "cpu", cpuinfo: str | None = None) -> bool:

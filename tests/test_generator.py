@@ -864,6 +864,20 @@ def test_time_budget_sets_the_end_of_the_schedule_from_the_step_rate(monkeypatch
     assert trainer.should_stop
 
 
+@pytest.mark.parametrize("key", ["train.time_budget_s=-5", "train.export_every=-1", "train.time_budget_s=.nan"])
+def test_negative_budget_or_export_interval_is_refused_before_any_work(tmp_path, key, monkeypatch, capsys):
+    from daas.cli import main
+
+    run = tmp_path / "run"
+    monkeypatch.setattr(sys, "argv", ["daas", "train", "dit", "--config", str(REPO / "configs" / "dit_vae16_gpu.yaml"),
+                                      "--set", f"train.run_dir={run}", "--set", key])
+    with pytest.raises(SystemExit) as e:
+        main()
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "must be >= 0" in err and len(err.strip().splitlines()) == 1
+    assert not run.exists()  # nothing encoded, nothing written
+
+
 def test_frame_conditioning_gives_leading_latent_frames():
     """A share frame_cond_prob of samples gets its first latent frame or first half given; the rest none."""
     from generator.config import DiTTrainConfig
