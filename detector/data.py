@@ -6,6 +6,11 @@ container (.mp4), frame rate and encoder preset. So the label cannot be read off
 file. Synthetic clips come from `fake_source(prompt, seed) -> uint8 [T, H, W, 3]` (the generator without
 its watermark, or a stand-in in tests); prompts are world captions, so both classes show the same scenes.
 
+Watermarks: DAAS marks every clip it generates, and others may mark real footage, so a classifier trained on
+unmarked clips alone can read the mark as a sign of either class. `build_dataset(..., watermark_share=p)` marks a
+share p of the clips of both classes before the common path (each clip with its own random key and payload, drawn
+from its seed), so the mark carries no label.
+
 Seeds: real clips are world seeds of the "detector" split (never used to train the generator); each data
 split (train / val / test / unseen) takes its own disjoint range inside it, for the real clips and for the
 prompts and sampling seeds of the synthetic ones.
@@ -218,11 +223,14 @@ def read_index(split_dir: str | os.PathLike) -> list[dict]:
 def build_dataset(out_dir: str | os.PathLike, n_real: int, n_fake: int, fake_source: FakeSource, *,
                   split: str = "train", size: int = 64, n_frames: int = 17, fps: float = 8.0, seed: int = 0,
                   crf_range: tuple[int, int] = CRF_RANGE, progress: Callable | None = None,
-                  balanced: bool = True) -> list[dict]:
+                  balanced: bool = True, watermark_share: float = 0.0) -> list[dict]:
     """Write `n_real` world clips and `n_fake` synthetic clips of one split through the same path into
-    `out_dir/<split>/`, with an index.jsonl. Returns the index rows."""
+    `out_dir/<split>/`, with an index.jsonl. Returns the index rows. `watermark_share`: the share of the clips of
+    either class that carry a DAAS watermark (random key and payload per clip) before the common path."""
     from world import make_clip
 
+    if not 0.0 <= watermark_share <= 1.0:
+        raise DaasError(f"watermark_share must be in [0, 1], got {watermark_share}")
     if balanced and n_real != n_fake:
         raise DaasError(f"a balanced set needs as many real as synthetic clips ({n_real} != {n_fake})")
     if n_real < 1 or n_fake < 1:
@@ -244,10 +252,17 @@ def build_dataset(out_dir: str | os.PathLike, n_real: int, n_fake: int, fake_sou
             extra = dict(getattr(fake_source, "last", {}) or {})
         else:
             frames, extra = clip.frames, {}
+        # a stream of its own per clip, so the processing draws (and earlier data sets) stay as they were
+        wm_rng = np.random.default_rng([seed, s, label, 7])
+        marked = bool(wm_rng.random() < watermark_share)
+        if marked:
+            from provenance.watermark import WatermarkKey, embed
+
+            frames = embed(frames, WatermarkKey(wm_rng.bytes(32)), int(wm_rng.integers(0, 2**32)))
         rel = f"{'fake' if label else 'real'}/{s:07d}.mp4"
         info = process_clip(frames, rng, root / rel, fps=fps, crf_range=crf_range, overwrite=True)
         rows.append({"path": rel, "label": label, "seed": s, "prompt": clip.caption, "family": clip.spec.family,
-                     **info, **({"source": extra} if extra else {})})
+                     **info, "watermarked": marked, **({"source": extra} if extra else {})})
     _write_index(root / "index.jsonl", rows)
     return rows
 

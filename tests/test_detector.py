@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 import sys
 
 import numpy as np
@@ -79,6 +80,34 @@ def test_dataset_is_balanced_and_both_classes_take_the_same_path(tmp_path, monke
     assert idx == rows
     # synthetic clips are made from world captions
     assert all(r["prompt"] for r in rows)
+
+
+def test_watermark_share_marks_both_classes_and_changes_nothing_else(tmp_path, monkeypatch):
+    seen = []
+    real_process = D.process_clip
+
+    def spy(frames, rng, dst, **kw):
+        seen.append((Path(dst).relative_to(tmp_path).as_posix(), np.array(frames)))
+        return real_process(frames, rng, dst, **kw)
+
+    monkeypatch.setattr(D, "process_clip", spy)
+    plain = D.build_dataset(tmp_path / "a", 6, 6, D.StandInSource(), split="train", size=32, n_frames=5)
+    marked = D.build_dataset(tmp_path / "b", 6, 6, D.StandInSource(), split="train", size=32, n_frames=5,
+                             watermark_share=0.5)
+    assert not any(r["watermarked"] for r in plain)
+    by_label = {lab: [r["watermarked"] for r in marked if r["label"] == lab] for lab in (0, 1)}
+    assert any(by_label[0]) and any(by_label[1])  # the mark is on clips of both classes
+    assert not all(by_label[0] + by_label[1])
+    # the same seeds, sizes and CRFs as without marks; only the marked clips' pixels differ
+    strip = lambda r: {k: v for k, v in r.items() if k != "watermarked"}  # noqa: E731
+    assert [strip(r) for r in plain] == [strip(r) for r in marked]
+    frames_a = {p.split("/", 1)[1]: f for p, f in seen[:12]}
+    frames_b = {p.split("/", 1)[1]: f for p, f in seen[12:]}
+    for r in marked:
+        changed = not np.array_equal(frames_a["train/" + r["path"]], frames_b["train/" + r["path"]])
+        assert changed == r["watermarked"]
+    with pytest.raises(DaasError, match="watermark_share"):
+        D.build_dataset(tmp_path / "c", 1, 1, D.StandInSource(), watermark_share=1.5)
 
 
 def test_seeds_are_disjoint_between_splits_and_classes():

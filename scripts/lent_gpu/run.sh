@@ -7,6 +7,7 @@ export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 PYTHONPATH=$PWD/.gpu/site:$PWD
 OUT=${OUT:-/tmp/gpu_out}; mkdir -p $OUT
 BUDGET=${BUDGET:-330}  # training seconds; the set-up (render and encode 48,000 clips) took ~170 s more on the H200
 EXTRA=${EXTRA:-}
+INIT=${INIT:-generator/weights/dit.safetensors}  # a carried fp16 export (runs/...) avoids the int8 rounding
 {
 nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv
 df -h /dev/shm | tail -1; nproc
@@ -17,8 +18,8 @@ W=12; [ "${shm_kb:-0}" -lt 4000000 ] && W=0
 echo "workers $W"
 python3 -c "import torch, lightning, tokenizers, yaml, safetensors, numpy; print(torch.__version__, lightning.__version__, numpy.__version__, torch.cuda.is_available())"
 python3 scripts/lent_gpu/prep_minilm.py
-# the run starts from the shipped DiT (session 13 started from the 4-channel one: configs/dit_vae16_gpu.yaml)
-python3 -c "from generator.config import DiTTrainConfig, load_config; from generator.weights import dit_init_checkpoint; dit_init_checkpoint('generator/weights/dit.safetensors', 'runs/dit16g_init.ckpt', model=load_config('configs/dit_vae16_gpu.yaml', DiTTrainConfig).model)"
+# the run starts from the shipped DiT or INIT (session 13 started from the 4-channel one: configs/dit_vae16_gpu.yaml)
+python3 -c "from generator.config import DiTTrainConfig, load_config; from generator.weights import dit_init_checkpoint; dit_init_checkpoint('$INIT', 'runs/dit16g_init.ckpt', model=load_config('configs/dit_vae16_gpu.yaml', DiTTrainConfig).model)"
 timeout $((BUDGET + 240)) python3 -m generator.train dit --config configs/dit_vae16_gpu.yaml --set train.export_to=$OUT/dit.safetensors --set train.time_budget_s=$BUDGET --set data.num_workers=$W $EXTRA 2>&1 | grep -v -i "warn"
 echo "train exit ${PIPESTATUS[0]}"
 cp runs/dit16g/logs/version_0/metrics.csv $OUT/ 2>/dev/null
