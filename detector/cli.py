@@ -134,6 +134,9 @@ def dataset(
     steps: str = typer.Option("8,12,16,24", "--steps", help="Generator step counts to draw from."),
     guidance: str = typer.Option("2,3,4,5", "--guidance", help="Generator guidance scales to draw from."),
     seed: int = typer.Option(0, "--seed"),
+    watermark_share: float = typer.Option(0.5, "--watermark-share", min=0.0, max=1.0,
+                                          help="Share of the clips of both classes given a DAAS watermark (random "
+                                               "keys), so that the mark says nothing of the label."),
 ):
     """Build a labelled, balanced data set; both classes take the same path (random crop and resize, H.264
     at a random CRF 18-35, MP4).
@@ -170,7 +173,7 @@ def dataset(
     kind = fake if fake != "auto" else type(src).__name__
     for split in splits:
         k = n if split == "train" else max(1, n // 5)
-        build_dataset(out, k, k, src, split=split, seed=seed,
+        build_dataset(out, k, k, src, split=split, seed=seed, watermark_share=watermark_share,
                       progress=lambda it: track(it, description=f"{split} ({kind})", console=con))
         sys.stdout.write(f"{split}: {k} real + {k} synthetic ({kind}) -> {out / split}\n")
 
