@@ -1,0 +1,86 @@
+"""Loss curves of the shipped DiT's training, for its model card: train loss (moving mean) and validation flow
+loss against the samples seen, over every stage of its lineage (one Lightning `metrics.csv` per stage).
+
+    python scripts/plot_dit_training.py --out generator/weights/loss_curves.png \
+        --stage "H200 s13 (batch 256)=runs/metrics.csv:256:0" \
+        --stage "H200 s13 resumed=runs/metrics2.csv:256:0" \
+        --stage "CPU cooldown s13 (batch 8)=runs/dit16gcd/logs/version_0/metrics.csv:8:858880" \
+        --stage "H200 s14 (batch 512)=runs/dit16h_metrics.csv:512:870880"
+
+A stage is LABEL=CSV:BATCH:START (START: samples seen before the stage's step 0). Writes the PNG and, beside it,
+a CSV of the plotted points (`.csv`), so the curves stay readable where the runs/ folders are gone.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+from pathlib import Path
+
+import numpy as np
+
+
+def read_stage(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(train steps, train loss, val steps, val loss) of a Lightning CSVLogger file."""
+    tr, va = [], []
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            if row.get("step") in (None, "", "step"):
+                continue
+            if row.get("train/loss"):
+                tr.append((int(row["step"]), float(row["train/loss"])))
+            if row.get("val/loss"):
+                va.append((int(row["step"]), float(row["val/loss"])))
+    tr, va = np.array(tr or np.zeros((0, 2))), np.array(va or np.zeros((0, 2)))
+    return tr[:, 0], tr[:, 1], va[:, 0], va[:, 1]
+
+
+def moving_mean(x: np.ndarray, k: int) -> np.ndarray:
+    k = max(1, min(k, len(x)))
+    return np.convolve(x, np.ones(k) / k, mode="valid")
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--stage", action="append", required=True, help="LABEL=CSV:BATCH:START")
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--smooth", type=int, default=20, help="moving mean over this many logged train losses")
+    args = ap.parse_args(argv)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
+    points = []
+    for spec in args.stage:
+        label, rest = spec.split("=", 1)
+        path, batch, start = rest.rsplit(":", 2)
+        ts, tl, vs, vl = read_stage(Path(path))
+        x = (int(start) + ts * int(batch)) / 1e3
+        m = moving_mean(tl, args.smooth)
+        a1.plot(x[len(x) - len(m):], m, label=label, lw=1)
+        xv = (int(start) + vs * int(batch)) / 1e3
+        a2.plot(xv, vl, "o-", label=label, ms=4)
+        points += [(label, "train", int(s), float(v)) for s, v in zip(ts, tl)]
+        points += [(label, "val", int(s), float(v)) for s, v in zip(vs, vl)]
+    a1.set(title=f"train flow loss (moving mean of {args.smooth})", xlabel="samples seen (thousands)", ylabel="loss")
+    a2.set(title="validation flow loss (EMA, uniform t)", xlabel="samples seen (thousands)")
+    for a in (a1, a2):
+        a.grid(alpha=0.3)
+        a.legend(fontsize=7)
+    fig.tight_layout()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = args.out.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=90)
+    tmp.replace(args.out)
+    csv_out = args.out.with_suffix(".csv")
+    with open(csv_out.with_suffix(".tmp"), "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["stage", "kind", "step", "loss"])
+        w.writerows((label, kind, s, f"{v:.5f}") for label, kind, s, v in points)
+    csv_out.with_suffix(".tmp").replace(csv_out)
+    print(f"wrote {args.out} and {csv_out}")
+
+
+if __name__ == "__main__":
+    main()
