@@ -210,3 +210,21 @@ def test_attacks_keep_their_input_and_give_the_stated_sizes():
     assert out["drop every other frame"].shape[0] == 5 and out["middle-half trim"].shape[0] == 5
     assert out["0.5x down + CRF 28"].shape[1:3] == (32, 32)
     assert np.abs(out["CRF 35"].astype(int) - clip).mean() > np.abs(out["CRF 28"].astype(int) - clip).mean()
+
+
+def test_store_names_its_payload_when_the_decoder_lands_on_a_near_word():
+    """Under heavy noise the blind decoder can return a CRC-valid word a few bits from the true one (2 of 100 clips
+    under grey noise sigma 50). With the store at hand, a stored payload that passes its own test replaces a decoded
+    word the store does not hold; a decoded word the store holds stands."""
+    true, near = 0x19D2ABF5, 0x19D2A9F5  # one data bit apart (the case seen in a test run)
+    assert (wm._code_words([true]) != wm._code_words([near])).sum() >= 2  # both CRC-valid, a few bits apart
+    w = wm._code_words([true])[0] * 2.0 - 1
+    S = w * np.random.default_rng(0).uniform(0.5, 1.5, wm.CODE_BITS)
+    norm = float(np.abs(S).sum() / 10.0)  # the true word at z = 10
+    blind = wm.Detection(True, 1e-15, 9.0, near, "full frame")
+    others = [int(x) for x in np.random.default_rng(1).integers(0, 2**32, 50)]
+    r = wm._match_known([(S, norm)], [true, *others], blind)
+    assert r.detected and r.payload == true and "stored" in r.hypothesis
+    assert wm._match_known([(S, norm)], [near, *others], blind).payload == near  # held by the store: it stands
+    r = wm._match_known([(S, norm)], others, blind)  # neither stored: the decoded word is all there is
+    assert r.detected and r.payload == near
