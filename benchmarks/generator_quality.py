@@ -111,8 +111,8 @@ def dit_quality(pipe, n: int = 64, steps: int = DEFAULT_STEPS, guidance: float =
     fams = sorted({r["family"] for r in rows})
     no_occ = [r for r in rows if r["family"] != "occlusion"]
     return {
-        "clips": n, "split": split, "offset": offset, "steps": steps, "guidance": guidance, "guidance_interval": list(guidance_interval),
-        "sampler": sampler, "shift": shift,
+        "clips": n, "split": split, "offset": offset, "steps": steps, "guidance": guidance,
+        "guidance_interval": list(guidance_interval), "sampler": sampler, "shift": shift,
         "precision": pipe.precision,
         "prompt_all_checks_pass": float(np.mean([r["prompt_ok"] for r in rows])),
         "prompt_mean_adherence": float(np.mean([r["adherence"] for r in rows if r["adherence"] is not None] or [0])),

@@ -5,7 +5,7 @@
 set -uo pipefail
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 PYTHONPATH=$PWD/.gpu/site:$PWD
 OUT=${OUT:-/tmp/gpu_out}; mkdir -p $OUT
-BUDGET=${BUDGET:-330}  # training seconds; the set-up (render and encode 48,000 clips) took ~170 s more on the H200
+BUDGET=${BUDGET:-330}  # training seconds; the set-up (render and encode 48,000 clips) took 170-200 s more on the H200
 EXTRA=${EXTRA:-}
 INIT=${INIT:-generator/weights/dit.safetensors}  # a carried fp16 export (runs/...) avoids the int8 rounding
 {
