@@ -394,7 +394,8 @@ def test_dataset_cli(tmp_path, monkeypatch, capsys):
                              "--fake-source", "standin", "--split", "train", "--watermark-share", 1)
     assert code == 0, err
     assert all(r["watermarked"] for r in D.read_index(tmp_path / "w" / "train"))
-    code, out, err = run_cli(monkeypatch, capsys, "detector", "dataset", "--out", tmp_path / "x", "--watermark-share", 2)
+    code, out, err = run_cli(monkeypatch, capsys, "detector", "dataset", "--out", tmp_path / "x",
+                             "--watermark-share", 2)
     assert code == 2 and "--watermark-share" in err and "Traceback" not in err  # the option's range, by typer
     assert not (tmp_path / "x").exists()
     for args in (["detector", "dataset", "--out", tmp_path / "e", "--real", tmp_path],
