@@ -188,10 +188,9 @@ def print_table(rows) -> None:
     print("|---|" + "---|" * len(names))
     for a in ATTACKS:
         print(f"| {a} | " + " | ".join(f"{rows[n]['res'][a][0]:.3f} / {rows[n]['res'][a][1]:.3f}" for n in names) + " |")
-    wrong = " | ".join(
-        "-" if np.isnan(sum(rows[n]["res"][a][2] for a in ATTACKS))
-        else str(int(round(sum(rows[n]["res"][a][2] for a in ATTACKS) * rows[n]["n"]))) for n in names)
-    print(f"| wrong payloads named, all attacks together | {wrong} |")
+    wrong = {n: sum(rows[n]["res"][a][2] for a in ATTACKS) * rows[n]["n"] for n in names}  # shares back to counts
+    print("| wrong payloads named, all attacks together | "
+          + " | ".join("-" if np.isnan(w) else str(round(w)) for w in wrong.values()) + " |")
     print("| clips | " + " | ".join(str(rows[n]["n"]) for n in names) + " |")
     print("| PSNR mean (min), dB | " + " | ".join(f"{rows[n]['psnr']:.1f} ({rows[n]['psnr_min']:.1f})" for n in names) + " |")
     print("| SSIM (luma) | " + " | ".join(f"{rows[n]['ssim']:.3f}" for n in names) + " |")
