@@ -176,14 +176,30 @@ for _mod in ("provenance.cli", "generator.cli", "detector.cli", "benchmarks.cli"
 
 
 def main() -> None:
+    # Click's own error handling (standalone mode) draws a multi-line box; ours is one line and exit status 2
     try:
-        app()
+        rc = app(standalone_mode=False)
+    except typer.TyperException as e:  # click's exceptions (typer vendors click): usage errors, bad values
+        ctx = getattr(e, "ctx", None)
+        if type(e).__name__ == "NoArgsIsHelpError" and ctx is not None:  # `daas world`: the help, as before
+            help_text = e.format_message()  # the help; rich help printed itself when it was made, leaving ""
+            if help_text.strip():
+                sys.stdout.write(help_text + "\n")
+            sys.exit(2)
+        hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        print_error(e.format_message() + hint)
+        sys.exit(getattr(e, "exit_code", 2) or 2)
+    except typer.Abort:
+        print_error("aborted")
+        sys.exit(1)
     except DaasError as e:
         print_error(str(e))
         sys.exit(2)
     except KeyboardInterrupt:
         err_console.print("interrupted")
         sys.exit(130)
+    # outside standalone mode click returns an exit status (typer.Exit, --help) or the command's return value
+    sys.exit(rc if isinstance(rc, int) else 0)
 
 
 if __name__ == "__main__":

@@ -476,3 +476,36 @@ def test_world_render_leaves_no_clip_without_its_truth(tmp_path, monkeypatch):
     r = CliRunner().invoke(app, ["world", "render", "--seed", "3", "-o", str(out)])
     assert r.exit_code != 0
     assert list(tmp_path.iterdir()) == []  # neither the video nor a temp file is left behind
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["world", "render", "--seed", "x", "-o", "c.mp4"], "Invalid value for '--seed'"),  # a click type check
+    (["detector", "dataset", "out", "--watermark-share", "2"], "--watermark-share"),  # a range check
+    (["world", "render", "--bogus"], "No such option: --bogus"),
+    (["generate"], "Missing argument"),
+    (["no-such-command"], "No such command"),
+])
+def test_cli_usage_errors_are_one_line_with_status_2(tmp_path, monkeypatch, capsys, argv, needle):
+    from daas.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["daas", *argv])
+    with pytest.raises(SystemExit) as e:
+        main()
+    out, err = capsys.readouterr()
+    assert e.value.code == 2 and out == ""
+    assert err.startswith("error: ") and needle in err and len(err.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_cli_group_without_a_command_shows_its_help_and_help_exits_0(monkeypatch, capsys):
+    from daas.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["daas", "world"])
+    with pytest.raises(SystemExit) as e:
+        main()
+    assert e.value.code == 2 and "render" in capsys.readouterr().out
+    monkeypatch.setattr(sys, "argv", ["daas", "world", "render", "--help"])
+    with pytest.raises(SystemExit) as e:
+        main()
+    assert e.value.code == 0 and "--seed" in capsys.readouterr().out
