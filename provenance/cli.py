@@ -106,7 +106,8 @@ def verify(
         for r in reports:
             _print_report(r)
     for e in errors + [{"path": r.path, "error": r.message} for r in bad]:
-        sys.stderr.write(f"error: {e['path']}: {' '.join(e['error'].split())}\n")
+        msg = e["error"].removeprefix(f"{e['path']}: ")  # video errors name their file already
+        sys.stderr.write(f"error: {e['path']}: {' '.join(msg.split())}\n")
     if errors or bad:
         raise typer.Exit(2)
     if any(r.status == "tampered" for r in reports):

@@ -236,6 +236,13 @@ def test_bad_inputs(home, kind):
         assert verify_video(p).status == "unreadable"
 
 
+def test_a_headerless_image_is_unreadable_and_the_message_names_the_file_once(home):
+    p = home / "still.png"
+    p.write_bytes(b"P6\n64 64\n255\n")  # a PPM header and no pixels: C2PA finds no manifest, the decoder no frame
+    rep = verify_video(p)
+    assert rep.status == "unreadable" and "decode" in rep.message and str(p) not in rep.message
+
+
 def test_deeply_nested_boxes_fail_cleanly(home):
     ftyp = struct.pack(">I4s", 20, b"ftyp") + b"isom" + struct.pack(">I", 512) + b"isom"
     inner = b""
