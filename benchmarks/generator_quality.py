@@ -24,7 +24,8 @@ import torch
 
 from daas.errors import DaasError
 from daas.fileio import atomic_path, write_json
-from generator.defaults import DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_INTERVAL, DEFAULT_SAMPLER, DEFAULT_SHIFT, DEFAULT_STEPS
+from generator.defaults import (DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_INTERVAL, DEFAULT_PRECISION, DEFAULT_SAMPLER,
+                                DEFAULT_SHIFT, DEFAULT_STEPS)
 from generator.pipeline import PRECISIONS
 
 SHEET_PROMPTS = [
@@ -152,7 +153,7 @@ def main(argv=None) -> None:
     ap.add_argument("--shift", type=float, default=DEFAULT_SHIFT, help="timestep shift of the sampler")
     ap.add_argument("--guidance-interval", type=float, nargs=2, default=DEFAULT_GUIDANCE_INTERVAL, metavar=("LO", "HI"),
                     help="guide only at times t in (LO, HI]")
-    ap.add_argument("--precision", default="32-true", choices=PRECISIONS, help="the DiT's precision")
+    ap.add_argument("--precision", default=DEFAULT_PRECISION, choices=PRECISIONS, help="the DiT's precision")
     ap.add_argument("--checkpoint", type=Path, help="DiT weights (default: the shipped ones)")
     ap.add_argument("--vae", type=Path, help="VAE weights for the pipeline (default: the shipped ones)")
     ap.add_argument("--vae-only", type=Path, metavar="VAE",

@@ -15,3 +15,5 @@ DEFAULT_SHIFT = 3.0  # timestep shift (> 1: more of the steps at high noise, as 
 # permanence, 64 clips: 63% against 75%). At the shipped DiT's shift 3, 8 Heun steps evaluate at t >= 0.3 only, all
 # guided: the interval matters there for more steps (its figures in the model card are measured with it).
 DEFAULT_GUIDANCE_INTERVAL = (0.2, 1.0)
+# The DiT's precision: bf16 autocast where the CPU has native bf16, else fp32 (why: generator/pipeline.py)
+DEFAULT_PRECISION = "auto"

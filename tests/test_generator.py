@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from daas.errors import DaasError
-from generator.config import TrainConfig, native_bf16
+from generator.config import TrainConfig, native_bf16, resolve_precision
 from generator.dit import DiT, DiTConfig
 from generator.flow import flow_loss, sample, shift_time, timesteps
 from generator.vae import VAEConfig, VideoVAE, psnr
@@ -390,7 +390,7 @@ def test_pipeline_is_reproducible_per_seed(pipe):
     assert np.array_equal(a, b) and not np.array_equal(a, c)
     batch = pipe(["a red ball falls and bounces", "a blue square slides to the left"], num_inference_steps=4, seed=3)
     assert batch.shape == (2, 17, 64, 64, 3)
-    assert np.abs(batch[0].astype(int) - a).max() <= 2  # batched equals single (up to float reassociation)
+    assert np.abs(batch[0].astype(int) - a).mean() < 1.0  # batched is single, up to bf16 rounding where bf16 runs
     from generator.defaults import DEFAULT_SHIFT
 
     shifted = pipe("a red ball falls and bounces", num_inference_steps=4, seed=3, shift=DEFAULT_SHIFT + 1.0)
@@ -400,18 +400,46 @@ def test_pipeline_is_reproducible_per_seed(pipe):
 
 
 @shipped
+def test_fp32_pipeline_makes_a_batched_clip_as_it_makes_it_alone():
+    from generator import load_pipeline
+
+    fp32 = load_pipeline(precision="32-true")
+    a = fp32("a red ball falls and bounces", num_inference_steps=4, seed=3)
+    batch = fp32(["a red ball falls and bounces", "a blue square slides to the left"], num_inference_steps=4, seed=3)
+    assert np.abs(batch[0].astype(int) - a).max() <= 2  # up to float reassociation
+
+
+@shipped
 @pytest.mark.skipif(not native_bf16(), reason="bf16 is emulated (slow) on this CPU")
 def test_pipeline_precision_bf16_is_reproducible_and_close_to_fp32(pipe):
     from generator import load_pipeline
 
-    assert pipe.precision == "32-true"  # the default
-    bf16 = load_pipeline(precision="auto")
-    assert bf16.precision == "bf16-mixed"  # "auto" where bf16 is native
-    a = pipe("a red ball falls and bounces", num_inference_steps=4, seed=3)
-    b = bf16("a red ball falls and bounces", num_inference_steps=4, seed=3)
-    assert np.array_equal(b, bf16("a red ball falls and bounces", num_inference_steps=4, seed=3))
+    assert pipe.precision == "bf16-mixed"  # the default, "auto", where bf16 is native
+    assert all(m.weight.dtype == torch.bfloat16 for m in pipe.dit.modules() if isinstance(m, torch.nn.Linear))
+    fp32 = load_pipeline(precision="32-true")
+    assert fp32.precision == "32-true" and next(fp32.dit.parameters()).dtype == torch.float32
+    a = fp32("a red ball falls and bounces", num_inference_steps=4, seed=3)
+    b = pipe("a red ball falls and bounces", num_inference_steps=4, seed=3)
+    assert np.array_equal(b, pipe("a red ball falls and bounces", num_inference_steps=4, seed=3))
     assert not np.array_equal(a, b)  # the precision reaches the DiT...
     assert np.abs(a.astype(int) - b).mean() < 2.0  # ...and changes the clip by rounding only
+
+
+def test_bf16_linear_weights_give_what_autocast_gives_with_fp32_weights():
+    from generator.pipeline import _linear_weights_to_bf16
+
+    torch.manual_seed(0)
+    dit = DiT(TINY_DIT).eval()
+    for p in dit.parameters():  # DiT zero-initialises its modulation and output: give every weight a value
+        torch.nn.init.normal_(p, std=0.05)
+    C = dit.cfg.latent_channels
+    x, t = torch.randn(2, C, 2, 4, 4), torch.tensor([0.3, 0.9])
+    text, mask = torch.randn(2, 5, dit.cfg.text_dim), torch.ones(2, 5, dtype=torch.bool)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        ref = dit(x, t, text, mask, None, None)
+        _linear_weights_to_bf16(dit)
+        out = dit(x, t, text, mask, None, None)
+    assert ref.abs().mean() > 0 and torch.equal(out, ref)
 
 
 def test_pipeline_precision_is_checked():
@@ -599,7 +627,7 @@ def test_generate_cli_signs_watermarks_and_never_overwrites(tmp_path, monkeypatc
     assert side["params"]["prompt"] == "a red ball falls and bounces" and side["params"]["steps"] == 4
     assert side["params"]["sampler"] == "heun" and side["params"]["guidance"] == 4.0  # the defaults, recorded
     assert side["params"]["shift"] == 3.0 and side["params"]["guidance_interval"] == [0.2, 1.0]
-    assert side["params"]["precision"] == "32-true"  # what the DiT ran in
+    assert side["params"]["precision"] == resolve_precision("auto")  # what the DiT ran in: the default
     assert json.loads(out.with_suffix(".json").read_text()) == side
     from provenance import verify_video
 
