@@ -91,16 +91,21 @@ def process_clip(frames: np.ndarray, rng: np.random.Generator, dst: str | os.Pat
 
 # ---- fake sources -----------------------------------------------------------------------------------
 class GeneratorSource:
-    """Synthetic clips from the generator (no watermark), drawing step count, guidance scale and sampler per
-    clip from its seed. (Detector v3 was trained on Euler clips only: samplers=("euler",) rebuilds its data.)"""
+    """Synthetic clips from the generator (no watermark), drawing step count, guidance scale, sampler and guidance
+    interval per clip from its seed. (Detector v3 was trained on Euler clips only: samplers=("euler",) rebuilds its
+    data.) `precision`: the DiT's (the pipeline's default when None)."""
 
     def __init__(self, steps: Iterable[int] = (8, 12, 16, 24), guidance: Iterable[float] = (2.0, 3.0, 4.0, 5.0),
                  checkpoint: str | None = None, size: int = 64, n_frames: int = 17, vae_checkpoint: str | None = None,
-                 samplers: Iterable[str] = ("heun", "euler")):
+                 samplers: Iterable[str] = ("heun", "euler"),
+                 guidance_intervals: Iterable[tuple[float, float]] | None = None, precision: str | None = None):
         from generator import load_pipeline
+        from generator.defaults import DEFAULT_GUIDANCE_INTERVAL
 
-        self.pipe = load_pipeline(checkpoint, vae_checkpoint=vae_checkpoint)
+        kw = {} if precision is None else {"precision": precision}
+        self.pipe = load_pipeline(checkpoint, vae_checkpoint=vae_checkpoint, **kw)
         self.steps, self.guidance, self.samplers = list(steps), list(guidance), list(samplers)
+        self.intervals = [tuple(map(float, i)) for i in (guidance_intervals or [DEFAULT_GUIDANCE_INTERVAL])]
         self.size, self.n_frames = size, n_frames
         self.last: dict = {}
 
@@ -108,9 +113,12 @@ class GeneratorSource:
         rng = np.random.default_rng(seed)
         st, gs = int(rng.choice(self.steps)), float(rng.choice(self.guidance))
         sampler = str(rng.choice(self.samplers))  # drawn last: the step and guidance draws of a seed are unchanged
-        self.last = {"steps": st, "guidance": gs, "sampler": sampler}
+        interval = self.intervals[int(rng.integers(len(self.intervals)))]
+        self.last = {"steps": st, "guidance": gs, "sampler": sampler, "guidance_interval": list(interval),
+                     "precision": self.pipe.precision}
         return self.pipe(prompt, num_frames=self.n_frames, height=self.size, width=self.size,
-                         num_inference_steps=st, guidance_scale=gs, seed=seed, watermark=False, sampler=sampler)
+                         num_inference_steps=st, guidance_scale=gs, seed=seed, watermark=False, sampler=sampler,
+                         guidance_interval=interval)
 
 
 class StandInSource:

@@ -98,6 +98,10 @@ class VideoPipeline:
         if not (0.0 <= lo < hi <= 1.0):
             raise DaasError(f"guidance_interval must satisfy 0 <= lo < hi <= 1, got ({lo:g}, {hi:g})")
 
+    def autocast(self):
+        """The context the DiT runs in: bf16 autocast under "bf16-mixed" (its linear weights are bf16 then)."""
+        return torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.precision == "bf16-mixed")
+
     # latents ----------------------------------------------------------------------------------------
     def encode(self, frames: np.ndarray) -> torch.Tensor:
         """uint8 [T, H, W, 3] -> normalised latents [1, C, T', h, w]."""
@@ -163,7 +167,7 @@ class VideoPipeline:
         text, mask = self.text(prompts)
         null_text, null_mask = self.text([negative_prompt or ""])
         cond, cmask, n_given = self._conditioning(image, video, B, T_lat, h, w, height, width)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.precision == "bf16-mixed"):
+        with self.autocast():
             z = sample(self.dit, noise, text, mask, null_text, null_mask, steps=num_inference_steps,
                        guidance=guidance_scale, method=sampler, cond=cond, cond_mask=cmask, shift=shift,
                        callback=progress, guidance_interval=tuple(map(float, guidance_interval)))

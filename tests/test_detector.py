@@ -330,6 +330,26 @@ def test_scan_classifier_segments_and_likely_synthetic(clips, tmp_path):
     assert segs[0][0] == 0 and segs[-1][1] > 15
 
 
+def test_generator_source_draws_the_guidance_interval_per_clip_from_its_seed():
+    from generator.weights import DIT_FILE, VAE_FILE
+
+    if not (DIT_FILE.exists() and VAE_FILE.exists()):
+        pytest.skip("no shipped generator checkpoint")
+    src = D.GeneratorSource(steps=[2], guidance=[4.0], samplers=["euler"], guidance_intervals=[(0.0, 1.0), (0.9, 1.0)],
+                            precision="32-true")
+    drawn = {}
+    for seed in range(8):
+        src("a red ball falls", seed)
+        drawn[seed] = tuple(src.last["guidance_interval"])
+        assert src.last["precision"] == "32-true" and src.last["steps"] == 2
+    assert set(drawn.values()) == {(0.0, 1.0), (0.9, 1.0)}  # both intervals are drawn
+    a = src("a red ball falls", 3)
+    assert tuple(src.last["guidance_interval"]) == drawn[3] and np.array_equal(a, src("a red ball falls", 3))
+    other = next(s for s in drawn if drawn[s] != drawn[3])  # the interval reaches the sampler:
+    b = src.pipe("a red ball falls", num_inference_steps=2, seed=3, sampler="euler", guidance_interval=drawn[other])
+    assert not np.array_equal(a, b)
+
+
 def test_scan_shipped_checkpoint(clips):
     """The shipped weights: a real clip gives no evidence; an unsigned, unwatermarked synthetic clip of the
     kind `daas generate` makes by default (the shipped generator's output, 8 Heun steps, guidance 4, a world
@@ -412,6 +432,8 @@ def test_generator_source_asks_for_unwatermarked_clips(monkeypatch):
     calls = []
 
     class FakePipe:
+        precision = "32-true"
+
         def __call__(self, prompt, **kw):
             calls.append((prompt, kw))
             return np.zeros((kw["num_frames"], kw["height"], kw["width"], 3), np.uint8)

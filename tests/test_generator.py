@@ -626,7 +626,7 @@ def test_generate_cli_signs_watermarks_and_never_overwrites(tmp_path, monkeypatc
     side = json.loads(r.stdout)
     assert side["params"]["prompt"] == "a red ball falls and bounces" and side["params"]["steps"] == 4
     assert side["params"]["sampler"] == "heun" and side["params"]["guidance"] == 4.0  # the defaults, recorded
-    assert side["params"]["shift"] == 3.0 and side["params"]["guidance_interval"] == [0.2, 1.0]
+    assert side["params"]["shift"] == 3.0 and side["params"]["guidance_interval"] == [0.4, 1.0]
     assert side["params"]["precision"] == resolve_precision("auto")  # what the DiT ran in: the default
     assert json.loads(out.with_suffix(".json").read_text()) == side
     from provenance import verify_video

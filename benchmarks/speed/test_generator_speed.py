@@ -34,20 +34,25 @@ def test_matmul_baseline_fp32(benchmark):
     benchmark.extra_info["gflop_per_s"] = 2 * 1024 ** 3 / benchmark.stats["median"] / 1e9
 
 
-def test_dit_step(benchmark, pipe):
-    """One guided sampling step: the DiT on a batch of 2 (conditional + unconditional) 17-frame latents."""
-    x = torch.randn(2, pipe.dit.cfg.latent_channels, 5, 16, 16)
+@pytest.mark.parametrize("precision", ["32-true", "auto"])
+def test_dit_step(benchmark, pipe, precision):
+    """One guided sampling step: the DiT on a batch of 2 (conditional + unconditional) 17-frame latents, in fp32
+    and at the default precision (bf16 where the CPU has it natively)."""
+    from generator import load_pipeline
+
+    p = pipe if precision == "auto" else load_pipeline(precision=precision)
+    x = torch.randn(2, p.dit.cfg.latent_channels, 5, 16, 16)
     t = torch.full((2,), 0.5)
-    text, mask = pipe.text(["a red ball falls and bounces", ""])
+    text, mask = p.text(["a red ball falls and bounces", ""])
 
     def step():
-        with torch.no_grad():
-            return pipe.dit(x, t, text, mask)
+        with torch.no_grad(), p.autocast():
+            return p.dit(x, t, text, mask)
 
     flops = _flops(step)
     benchmark(step)
     benchmark.extra_info.update(gflop=flops / 1e9, gflop_per_s=flops / benchmark.stats["median"] / 1e9,
-                                params_m=sum(p.numel() for p in pipe.dit.parameters()) / 1e6)
+                                precision=p.precision, params_m=sum(q.numel() for q in p.dit.parameters()) / 1e6)
 
 
 def test_vae_encode_decode(benchmark, pipe):
