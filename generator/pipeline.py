@@ -189,7 +189,8 @@ class VideoPipeline:
 
 def _linear_weights_to_bf16(model: torch.nn.Module) -> None:
     """Autocast runs linear layers in bf16 and casts their fp32 weights at every call; holding them in bf16 once
-    gives the very same numbers without those copies (~7% of a DiT evaluation here). Norms stay fp32."""
+    gives the very same numbers without those copies (1-6% of a DiT evaluation, measured here). Norms stay fp32.
+    The model is changed in place: it then runs only under bf16 autocast (`VideoPipeline.autocast`)."""
     for m in model.modules():
         if isinstance(m, torch.nn.Linear):
             m.to(torch.bfloat16)
