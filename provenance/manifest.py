@@ -261,6 +261,15 @@ def verify_video(path: str | os.PathLike, trust_anchors=None, store=None, *, wat
                     reader = Reader.try_create("video/mp4", f, context=ctx)
     except Exception as e:
         msg = " ".join(str(e).split())[:300]
+        from daas.video import probe
+
+        with open(path, "rb") as f:
+            is_bmff = f.read(8)[4:8] == b"ftyp"
+        if not is_bmff:  # no MP4/MOV at all: say what the file is not; a broken MP4 keeps the SDK's reason
+            try:
+                probe(path)
+            except VideoError as ve:
+                return ProvenanceReport(str(path), "unreadable", _about(ve, path))
         return ProvenanceReport(str(path), "unreadable", f"cannot read the C2PA manifest: {msg}")
     if reader is not None:
         with reader:
