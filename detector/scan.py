@@ -224,7 +224,7 @@ def _scan_file(path, classifier, threshold, trust_anchors, store) -> ScanResult:
             res.error = " ".join(str(e).split())
             return res
     else:
-        res.reasons.append("classifier not run (no detector checkpoint)")
+        res.reasons.append("classifier not run")  # --no-classifier, or no checkpoint (scan warns of that)
     decide(res, threshold)
     return res
 

@@ -260,17 +260,15 @@ def verify_video(path: str | os.PathLike, trust_anchors=None, store=None, *, wat
                 with open(path, "rb") as f:
                     reader = Reader.try_create("video/mp4", f, context=ctx)
     except Exception as e:
-        msg = " ".join(str(e).split())[:300]
-        from daas.video import probe
-
         with open(path, "rb") as f:
             is_bmff = f.read(8)[4:8] == b"ftyp"
-        if not is_bmff:  # no MP4/MOV at all: say what the file is not; a broken MP4 keeps the SDK's reason
-            try:
-                probe(path)
-            except VideoError as ve:
-                return ProvenanceReport(str(path), "unreadable", _about(ve, path))
-        return ProvenanceReport(str(path), "unreadable", f"cannot read the C2PA manifest: {msg}")
+        if is_bmff:  # an MP4/MOV whose boxes the SDK refuses (truncated, corrupt, nested too deep): its reason
+            msg = "".join(c if c.isprintable() else "?" for c in " ".join(str(e).split()))[:300]
+            return ProvenanceReport(str(path), "unreadable", f"cannot read the C2PA manifest: {msg}")
+        # not an MP4/MOV, whatever its name says (a WebM or an MKV named .mp4, or no video at all): it can hold no
+        # manifest the SDK reads; the probe below tells a video, which then goes on to the watermark, from the rest
+        reader = None
+        report.message = "no C2PA manifest (not an MP4/MOV container)"
     if reader is not None:
         with reader:
             m = reader.get_active_manifest() or {}

@@ -239,6 +239,20 @@ def test_bad_inputs(home, kind):
             assert rep.message.startswith("not a readable video"), rep.message
 
 
+def test_a_video_in_another_container_named_mp4_is_absent_and_checked_for_the_mark(home):
+    from daas.video import write_video
+    from provenance import load_identity
+    from provenance import watermark as wm
+
+    key = wm.WatermarkKey(load_identity().watermark_key())
+    write_video(home / "clip.mkv", wm.embed(make_clip(950_011).frames, key, 0x1234ABCD), 8)
+    p = home / "clip.mp4"
+    p.write_bytes((home / "clip.mkv").read_bytes())  # Matroska named .mp4, as downloaded files often are
+    rep = verify_video(p)
+    assert rep.status == "absent" and "not an MP4" in rep.message and rep.message.isprintable()
+    assert rep.watermark["detected"] is True  # the video was read and its mark found
+
+
 def test_a_headerless_image_is_unreadable_and_the_message_names_the_file_once(home):
     p = home / "still.png"
     p.write_bytes(b"P6\n64 64\n255\n")  # a PPM header and no pixels: C2PA finds no manifest, the decoder no frame
