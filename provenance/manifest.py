@@ -69,6 +69,27 @@ def _mime(path: Path) -> str:
     return mime
 
 
+# the box types an ISO BMFF file (MP4, MOV) may open with: ftyp first as a rule, older QuickTime files otherwise
+_BMFF_FIRST_BOXES = {b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot", b"uuid"}
+
+
+def _is_bmff(path: Path) -> bool:
+    with open(path, "rb") as f:
+        return f.read(8)[4:8] in _BMFF_FIRST_BOXES
+
+
+def _check_container(path: Path, mime: str) -> None:
+    """The file's bytes must be what its name says: the SDK reads a Matroska file named .mp4 as a broken MP4."""
+    if mime == "video/x-msvideo":
+        with open(path, "rb") as f:
+            ok = f.read(4) == b"RIFF"
+    else:
+        ok = _is_bmff(path)
+    if not ok:
+        raise SignError(f"{path}: not an {path.suffix.lstrip('.').upper()} file inside, whatever its name says "
+                        "(remux it to MP4 to sign it, e.g. ffmpeg -i IN -c copy OUT.mp4)")
+
+
 def _context(trust_anchors: str | bytes | os.PathLike | None):
     from c2pa import Context
 
@@ -177,6 +198,7 @@ def sign_video(src: str | os.PathLike, dst: str | os.PathLike, info: dict | None
     src, dst = Path(src), Path(dst)
     _check_input(src)
     mime, _ = _mime(src), _mime(dst)
+    _check_container(src, mime)
     if dst.exists() and dst.resolve() == src.resolve():
         raise SignError(f"{dst}: the output must differ from the input (inputs are never modified)")
     identity = identity or load_identity()
@@ -260,9 +282,7 @@ def verify_video(path: str | os.PathLike, trust_anchors=None, store=None, *, wat
                 with open(path, "rb") as f:
                     reader = Reader.try_create("video/mp4", f, context=ctx)
     except Exception as e:
-        with open(path, "rb") as f:
-            is_bmff = f.read(8)[4:8] == b"ftyp"
-        if is_bmff:  # an MP4/MOV whose boxes the SDK refuses (truncated, corrupt, nested too deep): its reason
+        if _is_bmff(path):  # an MP4/MOV whose boxes the SDK refuses (truncated, corrupt, nested too deep): its reason
             msg = "".join(c if c.isprintable() else "?" for c in " ".join(str(e).split()))[:300]
             return ProvenanceReport(str(path), "unreadable", f"cannot read the C2PA manifest: {msg}")
         # not an MP4/MOV, whatever its name says (a WebM or an MKV named .mp4, or no video at all): it can hold no

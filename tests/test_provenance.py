@@ -251,6 +251,9 @@ def test_a_video_in_another_container_named_mp4_is_absent_and_checked_for_the_ma
     rep = verify_video(p)
     assert rep.status == "absent" and "not an MP4" in rep.message and rep.message.isprintable()
     assert rep.watermark["detected"] is True  # the video was read and its mark found
+    with pytest.raises(DaasError, match="not an MP4 file inside"):  # signing says what is wrong, and writes nothing
+        sign_video(p, home / "signed.mp4")
+    assert not (home / "signed.mp4").exists()
 
 
 def test_a_headerless_image_is_unreadable_and_the_message_names_the_file_once(home):
