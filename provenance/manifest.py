@@ -73,18 +73,19 @@ def _mime(path: Path) -> str:
 _BMFF_FIRST_BOXES = {b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot", b"uuid"}
 
 
-def _is_bmff(path: Path) -> bool:
+def _head(path: Path) -> bytes:
+    """The file's first 8 bytes: a BMFF box's size and type, or RIFF's tag."""
     with open(path, "rb") as f:
-        return f.read(8)[4:8] in _BMFF_FIRST_BOXES
+        return f.read(8)
+
+
+def _is_bmff(path: Path) -> bool:
+    return _head(path)[4:8] in _BMFF_FIRST_BOXES
 
 
 def _check_container(path: Path, mime: str) -> None:
     """The file's bytes must be what its name says: the SDK reads a Matroska file named .mp4 as a broken MP4."""
-    if mime == "video/x-msvideo":
-        with open(path, "rb") as f:
-            ok = f.read(4) == b"RIFF"
-    else:
-        ok = _is_bmff(path)
+    ok = _head(path)[:4] == b"RIFF" if mime == "video/x-msvideo" else _is_bmff(path)
     if not ok:
         raise SignError(f"{path}: not an {path.suffix.lstrip('.').upper()} file inside, whatever its name says "
                         "(remux it to MP4 to sign it, e.g. ffmpeg -i IN -c copy OUT.mp4)")
@@ -275,12 +276,9 @@ def verify_video(path: str | os.PathLike, trust_anchors=None, store=None, *, wat
         return ProvenanceReport(str(path), "unreadable", "empty file")
     try:
         reader = Reader.try_create(str(path), context=ctx) if path.suffix.lower() in MIME else None
-        if reader is None and path.suffix.lower() not in MIME:
+        if reader is None and path.suffix.lower() not in MIME and _head(path)[4:8] == b"ftyp":
             with open(path, "rb") as f:
-                head = f.read(12)
-            if head[4:8] == b"ftyp":
-                with open(path, "rb") as f:
-                    reader = Reader.try_create("video/mp4", f, context=ctx)
+                reader = Reader.try_create("video/mp4", f, context=ctx)
     except Exception as e:
         if _is_bmff(path):  # an MP4/MOV whose boxes the SDK refuses (truncated, corrupt, nested too deep): its reason
             msg = "".join(c if c.isprintable() else "?" for c in " ".join(str(e).split()))[:300]
