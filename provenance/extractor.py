@@ -134,8 +134,7 @@ def make_examples(seeds: list[int], rng_seed: int, per_clip: int = PER_CLIP):
             marked = rng.random() > 0.1
             f = _attack(codec(wm.embed(clip, key, payload) if marked else clip, 18), rng)
             Ms.append(wm.canon_mean(f).astype(np.float32))
-            code = wm.encode_bits(payload) * 2.0 - 1
-            Ts.append((key.pay_sign * code[key.pay_bit] * marked).astype(np.float32))
+            Ts.append((key.chip_signs(payload) * marked).astype(np.float32))
     return np.stack(Ms), np.stack(Ts)
 
 
