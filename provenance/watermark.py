@@ -31,8 +31,9 @@ the content alone. Two tests:
 - presence: T = sum_k s_k c_k over the pilot + sum_b |S_b| (S_b = the sum of bit b's 4-5 signed chip values, its
   sign unknown). Its null law is known exactly given the content: each pilot term is +-c_k, each |S_b| takes the
   2^5 values |sum_k s_k c_k| with equal probability, all independent, so the Chernoff bound
-  P(T >= t) <= min_lam exp(-lam t) prod E exp(lam term) is computed with the exact MGF (`presence_log_p`). Half the level goes to the full frame, half to the crop hypotheses
-  (Bonferroni x 2 (H-1); the bound is evaluated for the 4 best-scoring crops, the rest count as p = 1).
+  P(T >= t) <= min_lam exp(-lam t) prod E exp(lam term) is computed with the exact MGF (`presence_log_p`).
+  Half the level goes to the full frame, half to the crop hypotheses (Bonferroni x 2 (H-1); the bound is
+  evaluated for the 4 best-scoring crops, the rest count as p = 1).
 - payload: the CRC-valid word under any crop hypothesis, Hoeffding per word and a union over 2^32 words and
   335 hypotheses (p <= 335 * 2^32 e^{-z^2/2}); a payload is reported only when this test passes at 1e-6.
 The reported p-value is twice the smaller one and the decision is p <= 1e-6. With the manifest store at hand
@@ -45,10 +46,9 @@ The reported p-value is twice the smaller one and the decision is p <= 1e-6. Wit
   taken for a stored neighbour, nor for any other stored word). Session 16, 200 `val` clips, store of 100 with
   99 random payloads: naming on all chips (the pilot included) named 0.90 / 0.86 after CRF 35 / 0.5x + CRF 28 at
   RIVAL_MARGIN 1, but a random stored payload 1-5 times in 400 once the margin was 1.5-2 (the pilot vouches for
-  any word); on the payload's chips 0.80 / 0.74, and none at margins 1-3. Measured on 100 clips with a store of 100 (one run, `/tmp` script; the
-  table below has the benchmark's run): CRF 35 presence 0.91 -> 0.96, payload 0.82 -> 0.96; 0.5x + CRF 28
-  presence 0.87 -> 0.93, payload 0.66 -> 0.93; with the clip's own payload left out of the store, no other was
-  named (0 of 200). What this test needs grows with the store: z ~ 6.9 at N = 10,000, ~ 7.5 at 10^6.
+  any word); on the payload's chips 0.80 / 0.74, and none at margins 1-3. What this test needs grows with the
+  store: z ~ 6.9 at N = 10,000, ~ 7.5 at 10^6. (With the all-payload layout, session 9, 100 clips, store of 100:
+  CRF 35 presence 0.91 -> 0.96, payload 0.82 -> 0.96; 0.5x + CRF 28 presence 0.87 -> 0.93, payload 0.66 -> 0.93.)
 The bounds hold for any content
 (a test checks the presence bound against a Monte-Carlo null); the table adds 0 detections on 1,000 unmarked
 world clips, and 0 on the 26 other videos at hand (world data-set and artifact-injection clips, a generator
