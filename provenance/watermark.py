@@ -164,8 +164,8 @@ measured the same within 0.01):
   and 0.86-0.95 (session 9). The grey mark before session 8: CRF 35 0.71 / 0.81, 0.5x + CRF 28 0.39 / 0.67.
 Known limits: the payload after the hard attacks (CRF 35 0.70, 0.5x + CRF 28 0.33 blind; 0.85 / 0.77 with the store):
 the pilot holds 48% of the mark's energy, and 64x64 frames at 38 dB keep little of the rest after those attacks.
-Levers left: an embedder trained against the codec; extractor training on the pilot layout (`provenance.extractor`
-trains on whatever `embed` draws).
+Levers left: an embedder trained against the codec (an extractor retrained on the pilot layout's marks read no better:
+provenance/weights/EXTRACTOR_CARD.md).
 Cost (session 10, the table's first run, quiet machine): detect 0.41 ms per 64x64 frame with both chip sources, 0.16 ms
 with the bilateral chips only (median over attacked clips; the extractor adds ~8 ms a video); at 1080p embed
 12.0 ms and detect 8.7 ms per frame. Session 8 (a training run on the same 2 cores): embed 0.02 ms per 64x64 frame and 8-12 ms per 1080p frame
