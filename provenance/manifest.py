@@ -144,13 +144,15 @@ def build_manifest(*, title: str, software_agent: dict | None = None, params: di
 
 
 def _cbor_safe(obj, key=None):
-    """The SDK stores a JSON list of small integers as a CBOR byte string (size [64, 64] came back as "QEA=");
-    so a size becomes "WxH" and other integer lists become lists of floats."""
+    """The SDK does not keep a JSON list of numbers: integers became a CBOR byte string (size [64, 64] came back as
+    "QEA="), floats an empty string (the guidance interval [0.4, 1.0] came back as ""); lists that hold anything
+    else, and nested lists, come back as they were. So a size becomes "WxH" and any other list of numbers a string of
+    them ("0.4, 1.0")."""
     if isinstance(obj, dict):
         return {k: _cbor_safe(v, k) for k, v in obj.items()}
     if isinstance(obj, list):
-        if obj and all(isinstance(v, int) and not isinstance(v, bool) for v in obj):
-            return "x".join(map(str, obj)) if key == "size" else [float(v) for v in obj]
+        if obj and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in obj):
+            return "x".join(map(str, obj)) if key == "size" else ", ".join(map(repr, obj))
         return [_cbor_safe(v) for v in obj]
     return obj
 

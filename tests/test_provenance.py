@@ -18,7 +18,7 @@ from provenance.store import ManifestStore
 from world import make_clip
 
 PARAMS = {"prompt": "a red ball falls", "seed": 7, "steps": 16, "guidance": 3.0, "frames": 17, "size": [64, 64],
-          "model": "dit-tiny"}
+          "guidance_interval": [0.4, 1.0], "model": "dit-tiny"}
 AGENT = {"name": "daas-generator", "version": "0.1.0", "checkpoint": "sha256:0123abcd"}
 
 
@@ -70,6 +70,7 @@ def test_protect_then_verify_trusted_and_untrusted(protected):
     assert c["software_agent"]["checkpoint"] == "sha256:0123abcd"
     assert c["actions"] == ["c2pa.created", "c2pa.watermarked"]
     assert c["daas"]["prompt"] == "a red ball falls" and c["daas"]["size"] == "64x64" and c["daas"]["seed"] == 7
+    assert c["daas"]["guidance_interval"] == "0.4, 1.0"  # a list of floats the SDK would have dropped
     assert c["soft_binding"]["alg"] == out["watermark_alg"]
     assert c["training_mining"]["entries"]["cawg.ai_generative_training"]["use"] == "notAllowed"
     assert c["signer"] == "DAAS development signer"
