@@ -45,8 +45,8 @@ The reported p-value is twice the smaller one and the decision is p <= 1e-6. Wit
   nearby valid code word explains them clearly better (so a mark whose own payload is not in the store is never
   taken for a stored neighbour, nor for any other stored word). Session 16, 200 `val` clips, store of 100 with
   99 random payloads: naming on all chips (the pilot included) named 0.90 / 0.86 after CRF 35 / 0.5x + CRF 28 at
-  RIVAL_MARGIN 1, but a random stored payload 1-5 times in 400 once the margin was 1.5-2 (the pilot vouches for
-  any word); on the payload's chips 0.80 / 0.74, and none at margins 1-3. What this test needs grows with the
+  RIVAL_MARGIN 1, but named a random stored payload 2 and 6 times in 400 at margins 1.5 and 2 (the pilot
+  vouches for any word); on the payload's chips 0.80 / 0.74, and none at margins 1-3. What this test needs grows with the
   store: z ~ 6.9 at N = 10,000, ~ 7.5 at 10^6. (With the all-payload layout, session 9, 100 clips, store of 100:
   CRF 35 presence 0.91 -> 0.96, payload 0.82 -> 0.96; 0.5x + CRF 28 presence 0.87 -> 0.93, payload 0.66 -> 0.93.)
 The bounds hold for any content
@@ -65,9 +65,9 @@ Why this method, and what was tried (measured; 40 clips each unless said, payloa
   payload's lowered to keep PSNR): g = 1 0.98 / 0.94, CRF 28 payload 1.000 (true-word z min 10.7); **g = 1.1 0.985 /
   0.99, 1.000 (min 10.1)**; g = 1.15 0.99 / 0.99, 0.995; g = 1.3 1.00 / 1.00, 0.985 (below the 99% bar). The price
   is payload capacity after the hard attacks (val, g = 1.1: CRF 35 0.61, 0.5x 0.33, 10% crop + CRF 28 0.76,
-  against 0.84 / 0.77 on val and 1.00 in the
-  test table before). Wider Chase searches (the 6-10 least reliable bits, 3-4 flips, best valid
-  word) raised those by 0.03-0.06 but named 1-2 wrong payloads in 1,000 decodes (0 with 4 bits): not adopted.
+  against 0.84 / 0.77 on val and 1.00 in the test table before). Wider Chase searches (the 6-10 least reliable
+  bits, 3-4 flips, best valid word) raised those by 0.03-0.06 but named 1-2 wrong payloads in 1,000 decodes (0
+  with 4 bits): not adopted.
   The extractor (trained on all-payload marks of random keys) reads the pilot as it is: it knows no key, and
   every chip of either layout is a keyed random sign. Marks of `org.daas.watermark.ss-dct.1` are not read by
   this detector (their pilot chips carry payload bits): files signed then keep their C2PA manifests.
