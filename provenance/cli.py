@@ -133,7 +133,11 @@ def _print_report(r) -> None:
         if wm.get("detected") is None:
             con.print(f"  watermark: {wm.get('note')}")
         else:
-            con.print(f"  watermark: {'detected' if wm['detected'] else 'not detected'} (p <= {wm['p_value']:.2g}"
+            # p is a bound on the false-positive probability; near the threshold "not detected (p <= 1.1e-06)" read
+            # like a pass, so a miss names the threshold it did not reach
+            bound = f"p <= {wm['p_value']:.2g}" if wm["detected"] else \
+                f"p <= {wm['p_value']:.2g}, above the {wm.get('threshold', 1e-6):.0e} threshold"
+            con.print(f"  watermark: {'detected' if wm['detected'] else 'not detected'} ({bound}"
                       + (f", payload {wm['payload']}" if wm.get("payload") else "") + ")")
 
 

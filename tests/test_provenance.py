@@ -313,6 +313,7 @@ def test_cli(home, monkeypatch, capsys):
     assert code == 0 and json.loads(out)["reports"][0]["status"] == "valid-trusted"
     code, out, err = run_cli(monkeypatch, capsys, "verify", home / "s.mp4", home / "x.mp4")
     assert code == 0 and "valid-untrusted-signer" in out and "absent" in out
+    assert "watermark: not detected (p <= " in out and "above the 1e-06 threshold)" in out  # x.mp4 is unmarked
     (home / "junk.mp4").write_text("junk")
     for args in (["verify", home / "missing.mp4"], ["verify", home / "junk.mp4"],
                  ["sign", home / "junk.mp4", "-o", home / "j.mp4"], ["keys", "init"],
