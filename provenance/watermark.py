@@ -69,6 +69,9 @@ Why this method, and what was tried (measured; 40 clips each unless said, payloa
   bits, 3-4 flips, best valid word) raised those by 0.03-0.06 but named 1-2 wrong payloads in 1,000 decodes (0
   with 4 bits): not adopted. Payload chips weighted by the pilot's per-block evidence (a channel estimate; blocks
   alone or smoothed over 3x3 and 5x5): CRF 35 payload 0.61 -> 0.62-0.64, 0.5x 0.33 -> 0.29-0.32: not adopted.
+  Naming the decoded word at a lower z once presence is established (8.0 / 7.5 / 7.0 where the payload test's union
+  needs ~8.65): 0.5x payload 0.33 -> 0.42 / 0.46 / 0.47 with 1 / 3 / 4 wrong payloads in 200, CRF 35 0.62 -> 0.65 /
+  0.66 / 0.66 with 0 / 0 / 1: the union bound is what keeps wrong payloads out; not adopted.
   The extractor (trained on all-payload marks of random keys) reads the pilot as it is: it knows no key, and
   every chip of either layout is a keyed random sign. Marks of `org.daas.watermark.ss-dct.1` are not read by
   this detector (their pilot chips carry payload bits): files signed then keep their C2PA manifests.
