@@ -236,6 +236,7 @@ PILOT = np.array([PAY_BAND[k % len(PAY_BAND)] in PILOT_BAND for k in range(len(P
 PILOT_GAIN = 1.1
 PAYLOAD_GAIN = math.sqrt((len(PILOT) - PILOT_GAIN ** 2 * PILOT.sum()) / (~PILOT).sum())
 CHIP_GAIN = np.where(PILOT, PILOT_GAIN, PAYLOAD_GAIN)  # [320]
+BIT_WIDTH = -(-int((~PILOT).sum()) // CODE_BITS)  # 5: the most payload chips a code bit has
 
 
 def _crc8_int(value: int, nbits: int) -> int:
@@ -268,8 +269,7 @@ class WatermarkKey:
         self.pay_bit[pay] = rng.permutation(np.arange(len(pay)) % CODE_BITS)
         # [40, 5] payload chips of each code bit, padded with index n (a zero appended to the chips, `_bit_values`)
         per_bit = [np.flatnonzero(self.pay_bit == b) for b in range(CODE_BITS)]
-        width = max(map(len, per_bit))
-        self.bit_chips = np.array([np.r_[c, np.full(width - len(c), n)] for c in per_bit])
+        self.bit_chips = np.array([np.r_[c, np.full(BIT_WIDTH - len(c), n)] for c in per_bit])
 
     def chip_signs(self, payload: int) -> np.ndarray:
         """[320] +-1: the sign of every chip in the mark that carries `payload`."""
@@ -416,7 +416,7 @@ def _log_p(z: float, log_count: float) -> float:
     return log_count - z * z / 2
 
 
-_SIGNS = np.array(list(itertools.product((-1.0, 1.0), repeat=5)))  # [32, 5]: a bit's chip signs
+_SIGNS = np.array(list(itertools.product((-1.0, 1.0), repeat=BIT_WIDTH)))  # [32, 5]: a bit's chip signs
 
 
 def _bit_values(c: np.ndarray, key: WatermarkKey) -> np.ndarray:
@@ -425,11 +425,15 @@ def _bit_values(c: np.ndarray, key: WatermarkKey) -> np.ndarray:
     return np.concatenate([v, np.zeros(v.shape[:-1] + (1,))], -1)[..., key.bit_chips]
 
 
+def _pilot_sum(c: np.ndarray, key: WatermarkKey) -> np.ndarray:
+    """The pilot's evidence: its chip values times their keyed signs, summed [...]."""
+    return (c * key.pay_sign)[..., PILOT].sum(-1)
+
+
 def presence_statistic(c: np.ndarray, key: WatermarkKey) -> np.ndarray:
     """T = sum_k s_k c_k over the pilot (signs known) + sum_b |S_b| over the code bits (S_b: the sum of bit b's
     signed chip values, its sign unknown), for chip vectors c [..., 320]."""
-    pilot = (c * key.pay_sign)[..., PILOT].sum(-1)
-    return pilot + np.abs(_bit_values(c, key).sum(-1)).sum(-1)
+    return _pilot_sum(c, key) + np.abs(_bit_values(c, key).sum(-1)).sum(-1)
 
 
 def presence_log_p(c: np.ndarray, key: WatermarkKey) -> float:
@@ -592,10 +596,6 @@ def _blind_tests(c: np.ndarray, key: WatermarkKey, crops: bool):
     pay = (_log_p(z_dec, log_pay_count), z_dec, payload, "full frame") if payload is not None else (0.0, 0.0, None, "")
     pres = (presence_log_p(c, key) + (math.log(2) if crops else 0.0), _presence_z(c, key), None, "full frame")
     return pay, pres, (S, norm, _pilot_sum(c, key), np.linalg.norm(c) + 1e-12)
-
-
-def _pilot_sum(c: np.ndarray, key: WatermarkKey) -> np.ndarray:
-    return (c * key.pay_sign)[..., PILOT].sum(-1)
 
 
 def _presence_z(c: np.ndarray, key: WatermarkKey) -> np.ndarray:
