@@ -51,7 +51,8 @@ The reported p-value is twice the smaller one and the decision is p <= 1e-6. Wit
   CRF 35 presence 0.91 -> 0.96, payload 0.82 -> 0.96; 0.5x + CRF 28 presence 0.87 -> 0.93, payload 0.66 -> 0.93.)
 The bounds hold for any content
 (a test checks the presence bound against a Monte-Carlo null); the table adds 0 detections on 1,000 unmarked
-world clips, and 0 on the 26 other videos at hand (world data-set and artifact-injection clips, a generator
+world clips (session 16, the pilot: 0 on 2,000 more `detector` clips, offsets 1,000-2,999, two other keys, smallest
+p 3.7e-3), and 0 on the 26 other videos at hand (world data-set and artifact-injection clips, a generator
 output); no camera footage is available on this machine.
 
 Why this method, and what was tried (measured; 40 clips each unless said, payload / presence):
