@@ -7,3 +7,9 @@ class DaasError(Exception):
 
 class VideoError(DaasError):
     """A video could not be read or written (missing, empty, corrupt, unsupported, over the limits)."""
+
+
+def without_path(message: str, path) -> str:
+    """An error's message without the file's name in front (errors about a file start with it): for reports and
+    lines that name the file already."""
+    return message.removeprefix(f"{path}: ")

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from daas.errors import DaasError
+from daas.errors import DaasError, without_path
 
 VERDICTS = ("signed-synthetic", "watermarked-synthetic", "likely-synthetic", "no evidence found")
 SYNTHETIC = set(VERDICTS[:3])
@@ -215,7 +215,7 @@ def _scan_file(path, classifier, threshold, trust_anchors, store) -> ScanResult:
     res.c2pa_status, res.c2pa_message = rep.status, rep.message
     res.claims, res.watermark, res.recovered = rep.claims or {}, rep.watermark, rep.recovered
     if rep.status == "unreadable":
-        res.error = f"{path}: {rep.message}" if str(path) not in rep.message else rep.message
+        res.error = f"{path}: {without_path(rep.message, path)}"
         return res
     if classifier is not None:
         try:

@@ -86,7 +86,7 @@ def verify(
 
     Example: daas verify clip.mp4 --trust-anchors ~/.config/daas/keys/ca.pem
     """
-    from daas.errors import DaasError
+    from daas.errors import DaasError, without_path
 
     from .manifest import verify_video
 
@@ -106,8 +106,7 @@ def verify(
         for r in reports:
             _print_report(r)
     for e in errors + [{"path": r.path, "error": r.message} for r in bad]:
-        msg = e["error"].removeprefix(f"{e['path']}: ")  # video errors name their file already
-        sys.stderr.write(f"error: {e['path']}: {' '.join(msg.split())}\n")
+        sys.stderr.write(f"error: {e['path']}: {' '.join(without_path(e['error'], e['path']).split())}\n")
     if errors or bad:
         raise typer.Exit(2)
     if any(r.status == "tampered" for r in reports):

@@ -20,7 +20,7 @@ import secrets
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from daas.errors import DaasError, VideoError
+from daas.errors import DaasError, VideoError, without_path
 
 from . import watermark as wm
 
@@ -303,15 +303,10 @@ def verify_video(path: str | os.PathLike, trust_anchors=None, store=None, *, wat
         try:
             probe(path)
         except VideoError as e:
-            return ProvenanceReport(str(path), "unreadable", _about(e, path))
+            return ProvenanceReport(str(path), "unreadable", without_path(str(e), path))
     if watermark == "always" or (watermark == "auto" and report.status in ("absent", "tampered")):
         _watermark_and_recover(report, path, store, identity, trust_anchors)
     return report
-
-
-def _about(e: Exception, path: Path) -> str:
-    """The error's message without the file's name in front: the report names its file already."""
-    return str(e).removeprefix(f"{path}: ")
 
 
 def _watermark_and_recover(report: ProvenanceReport, path: Path, store, identity, trust_anchors) -> None:
@@ -335,7 +330,7 @@ def _watermark_and_recover(report: ProvenanceReport, path: Path, store, identity
         det = wm.detect_file(path, wm.WatermarkKey(identity.watermark_key()), known=known)
     except DaasError as e:
         if report.status == "absent":
-            report.status, report.message = "unreadable", _about(e, path)
+            report.status, report.message = "unreadable", without_path(str(e), path)
         report.watermark = {"detected": None, "note": str(e)}
         return
     report.watermark = det.to_dict()
