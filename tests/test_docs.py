@@ -112,3 +112,31 @@ def test_documented_command_parses(doc, command):
 def test_a_rotten_command_is_caught(command, why):
     with pytest.raises((AssertionError, ValueError), match=why):
         test_documented_command_parses("here", command)
+
+
+def _python_modules_documented() -> list[tuple[str, str]]:
+    """`python -m package.module --options` in the docs, inline or at the start of a code block's line."""
+    found = []
+    for doc in DOCS:
+        for m in re.finditer(r"(?:`|^\s*)(python -m [a-z_.]+[^`\n]*)", (ROOT / doc).read_text(), re.M):
+            found.append((doc, m.group(1).strip()))
+    return found
+
+
+PY_CASES = _python_modules_documented()
+
+
+@pytest.mark.parametrize("module", sorted({c.split()[2] for _, c in PY_CASES}))
+def test_documented_python_module_takes_its_options(module):
+    import subprocess
+    import sys
+
+    assert len(PY_CASES) >= 4
+    usage = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True, cwd=ROOT,
+                           timeout=120)
+    assert usage.returncode == 0, usage.stderr[-500:]
+    for doc, command in PY_CASES:
+        if command.split()[2] == module:
+            options = {t.split("=")[0] for t in shlex.split(command)[3:] if t.startswith("--")}
+            missing = [o for o in options if not re.search(rf"{re.escape(o)}\b", usage.stdout)]
+            assert not missing, f"{doc}: {command!r}: {module} --help has no {', '.join(missing)}"
