@@ -417,6 +417,11 @@ def _log_p(z: float, log_count: float) -> float:
     return log_count - z * z / 2
 
 
+def _union_p(z: float, count: int) -> float:
+    """The p-value of the best of `count` known-sign tests reaching z: min(1, count exp(-z^2 / 2)), 1 for z <= 0."""
+    return min(1.0, math.exp(_log_p(z, math.log(count)))) if z > 0 else 1.0
+
+
 _SIGNS = np.array(list(itertools.product((-1.0, 1.0), repeat=BIT_WIDTH)))  # [32, 5]: a bit's chip signs
 
 
@@ -639,7 +644,7 @@ def _match_known(soft: list[tuple], known, blind: Detection) -> Detection:
     zs = np.stack([(words @ S + pilot) / norm_all for S, _, pilot, norm_all in soft])  # [sources, N]
     j, i = np.unravel_index(int(np.argmax(zs)), zs.shape)
     z_k = float(zs[j, i])
-    p_k = min(1.0, len(soft) * len(known) * math.exp(-z_k * z_k / 2)) if z_k > 0 else 1.0
+    p_k = _union_p(z_k, len(soft) * len(known))
     p = min(1.0, 2 * min(blind.p_value, p_k))
     detected = p <= FPR
     if not detected:
@@ -656,7 +661,7 @@ def _match_known(soft: list[tuple], known, blind: Detection) -> Detection:
     zp = np.stack([words @ S / norm for S, norm, _, _ in soft])  # [sources, N]
     j, i = np.unravel_index(int(np.argmax(zp)), zp.shape)
     z_n = float(zp[j, i])
-    p_n = min(1.0, len(soft) * len(known) * math.exp(-z_n * z_n / 2)) if z_n > 0 else 1.0
+    p_n = _union_p(z_n, len(soft) * len(known))
     S, norm = soft[j][:2]
     if 2 * p_n <= FPR and _no_better_word(words[i], S, norm):
         return Detection(True, p, z_k, int(known[i]), f"full frame, one of {len(known)} stored payloads")
