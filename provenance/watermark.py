@@ -186,6 +186,7 @@ import hashlib
 import itertools
 import math
 from dataclasses import asdict, dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -393,6 +394,14 @@ def _warp_back(R: np.ndarray, s: float, ox: int, oy: int) -> np.ndarray:
                           borderMode=cv2.BORDER_REPLICATE)
 
 
+class ChipEvidence(NamedTuple):
+    """What the known-payload test (`_match_known`) needs of one chip source."""
+    soft_bits: np.ndarray  # S [40]: each code bit's signed chip values, summed (`_soft_bits`)
+    payload_norm: float  # norm of the payload chips
+    pilot_sum: float  # the pilot's chips times their keyed signs, summed (the same in every code word)
+    norm: float  # norm of all chips
+
+
 @dataclass
 class Detection:
     detected: bool
@@ -592,7 +601,8 @@ def detect_canonical(M: np.ndarray, key: WatermarkKey, search_crops: bool = True
 
 
 def _blind_tests(c: np.ndarray, key: WatermarkKey, crops: bool):
-    """Full-frame payload and presence tests of one chip vector: ((log p, z, payload, hypothesis) of each, S, norm);
+    """Full-frame payload and presence tests of one chip vector: ((log p, z, payload, hypothesis) of each,
+    ChipEvidence);
     log p before the Bonferroni factors of `detect_canonical`. With `crops` (the source whose crop hypotheses
     may be searched) full-frame presence gets half of the presence level (its p-value is doubled) and the payload
     union runs over the crop hypotheses too; without, over the 2^32 words alone."""
@@ -601,7 +611,7 @@ def _blind_tests(c: np.ndarray, key: WatermarkKey, crops: bool):
     log_pay_count = _log_word_count(len(HYPS) if crops else 1)
     pay = (_log_p(z_dec, log_pay_count), z_dec, payload, "full frame") if payload is not None else (0.0, 0.0, None, "")
     pres = (presence_log_p(c, key) + (math.log(2) if crops else 0.0), _presence_z(c, key), None, "full frame")
-    return pay, pres, (S, norm, _pilot_sum(c, key), np.linalg.norm(c) + 1e-12)
+    return pay, pres, ChipEvidence(S, norm, _pilot_sum(c, key), np.linalg.norm(c) + 1e-12)
 
 
 def _presence_z(c: np.ndarray, key: WatermarkKey) -> np.ndarray:
@@ -637,11 +647,11 @@ def _crop_tests(R: np.ndarray, key: WatermarkKey, run):
     return pay, pres, soft
 
 
-def _match_known(soft: list[tuple], known, blind: Detection) -> Detection:
-    """The blind result combined with the known-payload test over each chip source's soft bits S, payload chip norm,
-    pilot sum and norm of all chips (see `detect_canonical`): with the payload known, every chip's sign is."""
+def _match_known(soft: list[ChipEvidence], known, blind: Detection) -> Detection:
+    """The blind result combined with the known-payload test over each chip source's evidence (see
+    `detect_canonical`): with the payload known, every chip's sign is."""
     words = _code_words(known) * 2.0 - 1  # [N, 40]
-    zs = np.stack([(words @ S + pilot) / norm_all for S, _, pilot, norm_all in soft])  # [sources, N]
+    zs = np.stack([(words @ e.soft_bits + e.pilot_sum) / e.norm for e in soft])  # [sources, N]
     j, i = np.unravel_index(int(np.argmax(zs)), zs.shape)
     z_k = float(zs[j, i])
     p_k = _union_p(z_k, len(soft) * len(known))
@@ -658,12 +668,11 @@ def _match_known(soft: list[tuple], known, blind: Detection) -> Detection:
     # unless a nearby valid word explains the evidence clearly better (a mark whose payload is not stored). The
     # pilot is the same in every word and says nothing about which one, so the name rests on the payload's chips
     # alone: their own test (Hoeffding, a union over the stored payloads and the sources) and the rival check.
-    zp = np.stack([words @ S / norm for S, norm, _, _ in soft])  # [sources, N]
+    zp = np.stack([words @ e.soft_bits / e.payload_norm for e in soft])  # [sources, N]
     j, i = np.unravel_index(int(np.argmax(zp)), zp.shape)
     z_n = float(zp[j, i])
     p_n = _union_p(z_n, len(soft) * len(known))
-    S, norm = soft[j][:2]
-    if 2 * p_n <= FPR and _no_better_word(words[i], S, norm):
+    if 2 * p_n <= FPR and _no_better_word(words[i], soft[j].soft_bits, soft[j].payload_norm):
         return Detection(True, p, z_k, int(known[i]), f"full frame, one of {len(known)} stored payloads")
     if decoded:
         return Detection(True, p, blind.z, blind.payload, blind.hypothesis)

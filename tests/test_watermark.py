@@ -239,7 +239,7 @@ def test_store_names_its_payload_when_the_decoder_lands_on_a_near_word():
     norm = float(np.abs(S).sum() / 10.0)  # the true word at z = 10
     blind = wm.Detection(True, 1e-15, 9.0, near, "full frame")
     others = [int(x) for x in np.random.default_rng(1).integers(0, 2**32, 50)]
-    soft = [(S, norm, 0.0, norm)]  # (soft bits, payload chips' norm, pilot sum, all chips' norm): no pilot here
+    soft = [wm.ChipEvidence(S, norm, pilot_sum=0.0, norm=norm)]  # no pilot here
     r = wm._match_known(soft, [true, *others], blind)
     assert r.detected and r.payload == true and "stored" in r.hypothesis
     assert wm._match_known(soft, [near, *others], blind).payload == near  # held by the store: it stands
