@@ -596,7 +596,7 @@ def detect_canonical(M: np.ndarray, key: WatermarkKey, search_crops: bool = True
         hyp = best_pay[3]
     blind = Detection(detected, p, z, pl if detected else None, hyp)
     if len(known):
-        return _match_known([soft for _, _, soft in runs], known, blind)
+        return _match_known([ev for _, _, ev in runs], known, blind)
     return blind
 
 
@@ -626,7 +626,7 @@ def _log_word_count(hypotheses: int) -> float:
 
 def _crop_tests(R: np.ndarray, key: WatermarkKey, run):
     """The crop hypotheses on the residual R, folded into a full-frame run of `_blind_tests`."""
-    pay, pres, soft = run
+    pay, pres, evidence = run
     H = len(HYPS)
     log_pay_count = _log_word_count(H)
     R32 = R.astype(np.float32)
@@ -644,17 +644,17 @@ def _crop_tests(R: np.ndarray, key: WatermarkKey, run):
         lp = presence_log_p(ch[i], key) + math.log(2 * (H - 1))
         if lp < pres[0]:
             pres = (lp, float(zr[i]), None, "crop {:.2f} at ({}, {})".format(*HYPS[1 + i]))
-    return pay, pres, soft
+    return pay, pres, evidence
 
 
-def _match_known(soft: list[ChipEvidence], known, blind: Detection) -> Detection:
+def _match_known(evidence: list[ChipEvidence], known, blind: Detection) -> Detection:
     """The blind result combined with the known-payload test over each chip source's evidence (see
     `detect_canonical`): with the payload known, every chip's sign is."""
     words = _code_words(known) * 2.0 - 1  # [N, 40]
-    zs = np.stack([(words @ e.soft_bits + e.pilot_sum) / e.norm for e in soft])  # [sources, N]
+    zs = np.stack([(words @ e.soft_bits + e.pilot_sum) / e.norm for e in evidence])  # [sources, N]
     j, i = np.unravel_index(int(np.argmax(zs)), zs.shape)
     z_k = float(zs[j, i])
-    p_k = _union_p(z_k, len(soft) * len(known))
+    p_k = _union_p(z_k, len(evidence) * len(known))
     p = min(1.0, 2 * min(blind.p_value, p_k))
     detected = p <= FPR
     if not detected:
@@ -668,11 +668,11 @@ def _match_known(soft: list[ChipEvidence], known, blind: Detection) -> Detection
     # unless a nearby valid word explains the evidence clearly better (a mark whose payload is not stored). The
     # pilot is the same in every word and says nothing about which one, so the name rests on the payload's chips
     # alone: their own test (Hoeffding, a union over the stored payloads and the sources) and the rival check.
-    zp = np.stack([words @ e.soft_bits / e.payload_norm for e in soft])  # [sources, N]
+    zp = np.stack([words @ e.soft_bits / e.payload_norm for e in evidence])  # [sources, N]
     j, i = np.unravel_index(int(np.argmax(zp)), zp.shape)
     z_n = float(zp[j, i])
-    p_n = _union_p(z_n, len(soft) * len(known))
-    if 2 * p_n <= FPR and _no_better_word(words[i], soft[j].soft_bits, soft[j].payload_norm):
+    p_n = _union_p(z_n, len(evidence) * len(known))
+    if 2 * p_n <= FPR and _no_better_word(words[i], evidence[j].soft_bits, evidence[j].payload_norm):
         return Detection(True, p, z_k, int(known[i]), f"full frame, one of {len(known)} stored payloads")
     if decoded:
         return Detection(True, p, blind.z, blind.payload, blind.hypothesis)
