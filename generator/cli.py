@@ -30,6 +30,9 @@ def generate(
     sampler: str = typer.Option(DEFAULT_SAMPLER, help="heun or euler."),
     shift: float = typer.Option(DEFAULT_SHIFT, help="Timestep shift (> 1 spends more steps at high noise)."),
     checkpoint: Optional[Path] = typer.Option(None, help="DiT weights (default: the shipped checkpoint)."),
+    expert: Optional[Path] = typer.Option(None, help="The DiT's high-noise expert weights (default: the shipped "
+                                          "one, with the shipped DiT)."),
+    no_expert: bool = typer.Option(False, "--no-expert", help="The DiT alone at every step."),
     precision: str = typer.Option(DEFAULT_PRECISION, help="The DiT's: auto (bf16 where the CPU computes it "
                                   "natively, else fp32), bf16-mixed or 32-true (slower; a clip made in a batch "
                                   "then equals the same clip made alone)."),
@@ -59,7 +62,7 @@ def generate(
 
         cond_video, _ = read_video(extend, size=(width, height), max_frames=64)
     err = Console(stderr=True)
-    pipe = load_pipeline(checkpoint, precision=precision)
+    pipe = load_pipeline(checkpoint, precision=precision, expert=False if no_expert else expert)
     # checked before the progress bar draws anything
     pipe.check([prompt], frames, height, width, steps, guidance, shift, sampler, interval)
     with Progress(TextColumn("generating"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),

@@ -155,6 +155,10 @@ class TrainConfig:
     # at high noise, where a clip's objects and their persistence are decided; the higher a latent's dimension,
     # the longer its structure survives the noise (SD3 shifts by 3 for its 16-channel latents at 1 MP)
     timestep_shift: float = 1.0
+    # DiT: train (and validate) only at times in [lo, hi]: the usual (shifted logit-normal) times mapped linearly
+    # into the range. A high-noise expert (generator.pipeline: `expert`, eDiff-I / Wan 2.2's mixture of denoisers by
+    # noise level) is a copy of the DiT trained on [0.8, 1], where a clip's objects are laid out
+    time_range: tuple[float, float] = (0.0, 1.0)
     accelerator: str = "cpu"
     devices: int = 1
     strategy: str = "auto"
@@ -183,6 +187,12 @@ class TrainConfig:
                              "(train_encoder: false)")
         if not self.timestep_shift > 0:
             raise ValueError(f"train.timestep_shift must be > 0, got {self.timestep_shift}")
+        try:
+            lo, hi = (float(v) for v in self.time_range)
+        except (TypeError, ValueError):
+            lo = hi = math.nan
+        if not 0.0 <= lo < hi <= 1.0:
+            raise ValueError(f"train.time_range must be [lo, hi] with 0 <= lo < hi <= 1, got {list(self.time_range)}")
         if not (math.isfinite(self.time_budget_s) and self.time_budget_s >= 0) or self.export_every < 0:
             raise ValueError(f"train.time_budget_s and train.export_every must be >= 0 (0 = off), got "
                              f"{self.time_budget_s} and {self.export_every}")

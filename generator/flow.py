@@ -22,11 +22,15 @@ def shift_time(t: torch.Tensor, shift: float = 1.0) -> torch.Tensor:
 
 def flow_loss(model: Callable, x0: torch.Tensor, text: torch.Tensor, text_mask: torch.Tensor,
               cond: torch.Tensor | None = None, cond_mask: torch.Tensor | None = None,
-              t: torch.Tensor | None = None, shift: float = 1.0) -> torch.Tensor:
+              t: torch.Tensor | None = None, shift: float = 1.0,
+              time_range: tuple[float, float] = (0.0, 1.0)) -> torch.Tensor:
     """Mean squared velocity error; latent frames given as conditioning are excluded from the loss.
-    Without given times, they are drawn logit-normal and shifted by `shift` (see `shift_time`)."""
+    Without given times, they are drawn logit-normal, shifted by `shift` (see `shift_time`) and mapped linearly
+    into `time_range` (all of [0, 1] by default)."""
     B = x0.shape[0]
-    t = shift_time(logit_normal(B, device=x0.device), shift) if t is None else t
+    if t is None:
+        lo, hi = time_range
+        t = lo + (hi - lo) * shift_time(logit_normal(B, device=x0.device), shift)
     noise = torch.randn_like(x0)
     tt = t.view(B, 1, 1, 1, 1)
     xt = (1 - tt) * x0 + tt * noise

@@ -26,7 +26,8 @@ from .dit import DiT
 from .flow import SAMPLERS, sample
 from .text import MAX_PROMPT_CHARS, TextEncoder, get_text_encoder
 from .vae import VideoVAE
-from .weights import DIT_FILE, VAE_FILE, encoder_fingerprint, file_sha256, load_dit, load_vae
+from .weights import (DIT_FILE, EXPERT_FILE, VAE_FILE, encoder_fingerprint, file_sha256, load_dit, load_dit_expert,
+                      load_vae)
 
 GENERATOR_NAME = "daas-generator"
 FPS = 8.0  # the frame rate the shipped checkpoint was trained at
@@ -52,14 +53,33 @@ class Limits:
     max_frames: int = MAX_FRAMES
 
 
+class ExpertsByNoiseLevel(torch.nn.Module):
+    """The DiT, with a high-noise expert in its place at times t > `expert_above` (eDiff-I, Balaji et al. 2022;
+    Wan 2.2's two experts): a clip's objects are laid out in the first sampler steps (t > 0.83 at the defaults;
+    generator/weights/MODEL_CARD.md, session 18), so a copy of the DiT fine-tuned on those times alone serves
+    them, at no cost in time. A sampler's batch shares one t, so the whole batch goes to one model."""
+
+    def __init__(self, dit: DiT, expert: DiT, expert_above: float):
+        super().__init__()
+        self.dit, self.expert, self.expert_above = dit, expert, expert_above
+        self.cfg = dit.cfg
+
+    def forward(self, x, t, *args):
+        return (self.expert if float(t.max()) > self.expert_above else self.dit)(x, t, *args)
+
+
 class VideoPipeline:
     def __init__(self, vae: VideoVAE, stats: dict, dit: DiT, text: TextEncoder, checkpoint: dict,
-                 limits: Limits | None = None, precision: str = DEFAULT_PRECISION):
+                 limits: Limits | None = None, precision: str = DEFAULT_PRECISION, expert: DiT | None = None,
+                 expert_above: float = 1.0):
         _check_precision(precision)
         self.vae, self.dit, self.text = vae, dit, text
+        self.expert, self.expert_above = expert, expert_above  # see ExpertsByNoiseLevel
         self.precision = resolve_precision(precision)  # "bf16-mixed" or "32-true"
         if self.precision == "bf16-mixed":
             _linear_weights_to_bf16(dit)
+            if expert is not None:
+                _linear_weights_to_bf16(expert)
         self.mean = stats["mean"].view(1, -1, 1, 1, 1)
         self.std = stats["std"].view(1, -1, 1, 1, 1)
         self.checkpoint = checkpoint  # name, sha256 of the weights (named in every manifest)
@@ -167,8 +187,9 @@ class VideoPipeline:
         text, mask = self.text(prompts)
         null_text, null_mask = self.text([negative_prompt or ""])
         cond, cmask, n_given = self._conditioning(image, video, B, T_lat, h, w, height, width)
+        model = self.dit if self.expert is None else ExpertsByNoiseLevel(self.dit, self.expert, self.expert_above)
         with self.autocast():
-            z = sample(self.dit, noise, text, mask, null_text, null_mask, steps=num_inference_steps,
+            z = sample(model, noise, text, mask, null_text, null_mask, steps=num_inference_steps,
                        guidance=guidance_scale, method=sampler, cond=cond, cond_mask=cmask, shift=shift,
                        callback=progress, guidance_interval=tuple(map(float, guidance_interval)))
         frames = self.decode(z.float())
@@ -203,13 +224,20 @@ def _resize(frames: np.ndarray, height: int, width: int) -> np.ndarray:
 
 
 def load_pipeline(checkpoint: str | Path | None = None, vae_checkpoint: str | Path | None = None,
-                  precision: str = DEFAULT_PRECISION) -> VideoPipeline:
+                  precision: str = DEFAULT_PRECISION, expert: str | Path | bool | None = None) -> VideoPipeline:
     """The shipped checkpoint (generator/weights) by default; `checkpoint` names another DiT file.
-    `precision`: the DiT's, "32-true", "bf16-mixed" or "auto" (bf16 where native, else fp32); see PRECISIONS."""
+    `precision`: the DiT's, "32-true", "bf16-mixed" or "auto" (bf16 where native, else fp32); see PRECISIONS.
+    `expert`: a high-noise expert file of that DiT (weights.save_dit_expert; it serves the times it was trained
+    on, see ExpertsByNoiseLevel); None: the shipped one with the shipped DiT, none with another; False: none."""
     _check_precision(precision)  # before the weights load
     dit_path = Path(checkpoint) if checkpoint else DIT_FILE
     vae_path = Path(vae_checkpoint) if vae_checkpoint else VAE_FILE
-    for p in (dit_path, vae_path):
+    if expert is True:
+        raise DaasError("expert is a file, None (the shipped one) or False (none)")
+    if expert is None:
+        expert = EXPERT_FILE if checkpoint is None and EXPERT_FILE.exists() else False
+    expert_path = None if expert is False else Path(expert)
+    for p in (dit_path, vae_path) + ((expert_path,) if expert_path else ()):
         if not p.exists():
             raise DaasError(f"checkpoint {p} not found (train one: daas train --help)")
     vae, stats = load_vae(vae_path)
@@ -222,7 +250,13 @@ def load_pipeline(checkpoint: str | Path | None = None, vae_checkpoint: str | Pa
                         f"{vae_path.name} makes {vae.cfg.latent_channels}")
     info = {"dit": dit_path.name, "dit_sha256": file_sha256(dit_path), "vae": vae_path.name,
             "vae_sha256": file_sha256(vae_path), "dit_step": meta.get("step")}
-    return VideoPipeline(vae, stats, dit, get_text_encoder(), info, precision=precision)
+    expert_dit, expert_above = None, 1.0
+    if expert_path:
+        expert_dit, expert_meta = load_dit_expert(expert_path, dit, info["dit_sha256"])
+        expert_above = float(expert_meta["time_range"][0])
+        info.update(expert=expert_path.name, expert_sha256=file_sha256(expert_path), expert_above=expert_above)
+    return VideoPipeline(vae, stats, dit, get_text_encoder(), info, precision=precision, expert=expert_dit,
+                         expert_above=expert_above)
 
 
 def generate_video(pipe: VideoPipeline, prompt: str, output: str | Path, *, overwrite: bool = False,
@@ -249,9 +283,12 @@ def generate_video(pipe: VideoPipeline, prompt: str, output: str | Path, *, over
               "size": f"{frames.shape[2]}x{frames.shape[1]}", "sampler": kwargs["sampler"], "shift": kwargs["shift"],
               "precision": pipe.precision,
               "negative_prompt": kwargs.get("negative_prompt") or "", "model": pipe.checkpoint["dit"],
+              "expert": pipe.checkpoint.get("expert", ""),
               "mode": "extend" if kwargs.get("video") is not None else
               "image-to-video" if kwargs.get("image") is not None else "text-to-video"}
     agent = {"name": GENERATOR_NAME, "version": __version__, "checkpoint_sha256": pipe.checkpoint["dit_sha256"]}
+    if "expert_sha256" in pipe.checkpoint:  # the weights that drew the first steps are named too
+        agent["expert_checkpoint_sha256"] = pipe.checkpoint["expert_sha256"]
     result = protect_video(frames, pipe.fps, output, params=params, software_agent=agent, overwrite=overwrite,
                            identity=identity, store=store)
     side = {"output": str(output), "params": params, "software_agent": agent, "checkpoint": pipe.checkpoint,

@@ -384,7 +384,8 @@ class DiTModule(L.LightningModule):
         text, mask = self.text(caps)
         cond, cmask = (self._frame_condition(x0) if self.cfg.model.frame_cond else (None, None))
         if self.aux is None:
-            loss = flow_loss(self.dit, x0, text, mask, cond, cmask, shift=self.cfg.train.timestep_shift)
+            loss = flow_loss(self.dit, x0, text, mask, cond, cmask, shift=self.cfg.train.timestep_shift,
+                             time_range=self.cfg.train.time_range)
             self.log("train/loss", loss, prog_bar=True)
             return loss
         hidden = {}
@@ -393,7 +394,8 @@ class DiTModule(L.LightningModule):
             out, hidden["h"] = self.dit(*args, hidden_at=self.cfg.train.aux_block)
             return out
 
-        loss = flow_loss(dit, x0, text, mask, cond, cmask, shift=self.cfg.train.timestep_shift)
+        loss = flow_loss(dit, x0, text, mask, cond, cmask, shift=self.cfg.train.timestep_shift,
+                             time_range=self.cfg.train.time_range)
         aux = self.aux_loss(hidden["h"], batch["objects"])
         self.log("train/loss", loss, prog_bar=True)
         self.log("train/aux", aux)
@@ -419,7 +421,8 @@ class DiTModule(L.LightningModule):
         x0 = batch["latent"]
         text, mask = self.text(batch["caption"])
         g = torch.Generator().manual_seed(0)
-        t = torch.rand(x0.shape[0], generator=g).to(x0.device)
+        lo, hi = self.cfg.train.time_range  # uniform times over the range trained on
+        t = (lo + (hi - lo) * torch.rand(x0.shape[0], generator=g)).to(x0.device)
         torch.manual_seed(1)
         loss = flow_loss(self.ema, x0, text, mask, t=t)
         self.log("val/loss", loss, prog_bar=True, batch_size=x0.shape[0])

@@ -225,3 +225,67 @@ def dit_init_checkpoint(weights: str | Path, out: str | Path, model: DiTConfig |
     state = {**{f"dit.{k}": v for k, v in sd.items()}, **{f"ema.{k}": v.clone() for k, v in sd.items()}}
     return torch_save_atomic({"state_dict": state, "daas": {"from": str(weights), "step": meta.get("step"),
                                                             "fresh": fresh}}, out)
+
+
+# ----------------------------------------------------------------------------------------------
+# a high-noise expert: a fine-tuned copy of a shipped DiT, stored as its difference from that DiT
+
+EXPERT_FILE = WEIGHTS_DIR / "dit_expert.safetensors"
+LOW_RANK_A, LOW_RANK_B = ".delta_a", ".delta_b"  # a weight's difference from the base DiT: B @ A
+
+
+def save_dit_expert(path: str | Path, expert_state: dict, base: str | Path, time_range: tuple[float, float],
+                    rank: int = 32, meta: dict | None = None) -> Path:
+    """A DiT fine-tuned from the DiT file `base` for the times in `time_range` (train.time_range), stored as its
+    difference from `base` exactly as `base` loads (its int8 weights dequantized): the linear layers' weight
+    differences by their truncated SVD, rank `rank` (B [out, r] and A [r, in], fp16), every other tensor (biases,
+    norms, the adaLN tables) whole. A fine-tune moves a weight matrix along few directions (LoRA's premise),
+    so a few MB replace a second model; `load_dit_expert` rebuilds it on top of the same base file."""
+    lo, hi = (float(v) for v in time_range)
+    base_dit, base_meta = load_dit(base)
+    base_sd = base_dit.state_dict()
+    if set(expert_state) != set(base_sd):
+        raise DaasError(f"the expert's tensors are not those of {Path(base).name}'s DiT")
+    out, kept = {}, {}
+    for k, w in expert_state.items():
+        w = w.detach().float().cpu()
+        if w.ndim == 2 and w.numel() >= 4096:  # as quantize_int8: the linear layers' weights
+            u, s, vh = torch.linalg.svd(w - base_sd[k], full_matrices=False)
+            r = min(rank, s.numel())
+            out[k + LOW_RANK_B] = u[:, :r] * s[:r].sqrt()
+            out[k + LOW_RANK_A] = s[:r].sqrt()[:, None] * vh[:r]
+            kept[k] = float(s[:r].square().sum() / s.square().sum().clamp_min(1e-30))
+        else:
+            out[k] = w
+    info = {**(meta or {}), "kind": "dit_expert", "config": base_meta["config"], "base_sha256": file_sha256(base),
+            "time_range": [lo, hi], "rank": rank,
+            # the share of each weight difference's energy (squared Frobenius norm) that rank `rank` keeps
+            "delta_energy_kept_min": round(min(kept.values()), 4) if kept else 1.0}
+    for k in ("vae_sha256", "vae_encoder_sha256"):
+        if k in base_meta:
+            info[k] = base_meta[k]
+    return save_weights(path, out, info)
+
+
+def load_dit_expert(path: str | Path, base: DiT, base_sha256: str) -> tuple[DiT, dict]:
+    """The expert of `save_dit_expert` on top of `base` (the DiT loaded from the file whose SHA-256 is
+    `base_sha256`); a DaasError if the expert was made for another base."""
+    path = Path(path)
+    sd, meta = _read(path)
+    if meta.get("kind") != "dit_expert":
+        raise DaasError(f"{path.name} is not a DiT expert file")
+    if meta.get("base_sha256") != base_sha256:
+        raise DaasError(f"{path.name} was fine-tuned from another DiT than the one loaded")
+    state = {k: v.clone() for k, v in base.state_dict().items()}
+    for k in list(state):
+        if k + LOW_RANK_A in sd:
+            state[k] += sd.pop(k + LOW_RANK_B) @ sd.pop(k + LOW_RANK_A)
+        elif k in sd:
+            state[k] = sd.pop(k)
+        else:
+            raise DaasError(f"{path.name} lacks the expert's {k}")
+    if sd:
+        raise DaasError(f"{path.name} holds tensors the DiT does not have, e.g. {next(iter(sd))}")
+    expert = DiT(base.cfg)
+    expert.load_state_dict(state)
+    return expert.eval().requires_grad_(False), meta

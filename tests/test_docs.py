@@ -33,7 +33,9 @@ def _commands_in(text: str) -> list[str]:
 def _argv(command: str) -> list[str]:
     """One concrete argv of a documented command: optional [parts] kept, the first of `a|b` alternatives,
     placeholders (`...`, `<...>`) kept as PLACEHOLDER where they stand for a value, else dropped."""
-    command = re.sub(r"<[^>]*>", PLACEHOLDER, command).replace("[", " ").replace("]", " ")
+    command = re.sub(r"<[^>]*>", PLACEHOLDER, command)
+    # the brackets of an optional part stand at a word's edges; those inside a value ("key=[0.8, 1.0]") stay
+    command = re.sub(r"\](?!\S)", " ", re.sub(r"(?<!\S)\[", " ", command))
     argv = []
     for tok in shlex.split(command)[1:]:
         if tok == "..." and argv and argv[-1].startswith("-"):  # an option's value left out
@@ -109,6 +111,8 @@ def test_documented_command_parses(doc, command):
     ("daas tran dit --config configs/dit_vae16.yaml", "no such command"),
     ("daas train dit --config configs/dit_vae16.yaml --set train.thread=2", "unknown TrainConfig keys: thread"),
     ("daas train dit --config configs/nothing.yaml", "names a missing config"),
+    # a bracketed value is a value, not an optional part: it reaches the config whole, and is checked there
+    ('daas train dit --config configs/dit_vae16.yaml --set "train.time_range=[0.9, 0.5]"', "0 <= lo < hi <= 1"),
 ])
 def test_a_rotten_command_is_caught(command, why):
     with pytest.raises((AssertionError, ValueError), match=why):

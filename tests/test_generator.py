@@ -628,6 +628,10 @@ def test_generate_cli_signs_watermarks_and_never_overwrites(tmp_path, monkeypatc
     assert side["params"]["sampler"] == "heun" and side["params"]["guidance"] == 4.0  # the defaults, recorded
     assert side["params"]["shift"] == 3.0 and side["params"]["guidance_interval"] == [0.4, 1.0]
     assert side["params"]["precision"] == resolve_precision("auto")  # what the DiT ran in: the default
+    from generator.weights import EXPERT_FILE
+
+    assert side["params"]["expert"] == (EXPERT_FILE.name if EXPERT_FILE.exists() else "")  # none shipped yet
+    assert ("expert_checkpoint_sha256" in side["software_agent"]) == EXPERT_FILE.exists()
     assert json.loads(out.with_suffix(".json").read_text()) == side
     from provenance import verify_video
 
@@ -638,6 +642,10 @@ def test_generate_cli_signs_watermarks_and_never_overwrites(tmp_path, monkeypatc
     bad = subprocess.run(cmd[:5] + ["-o", str(tmp_path / "new.mp4"), "--guidance-interval", "0.9,0.2"],
                          capture_output=True, text=True, timeout=600)
     assert bad.returncode != 0 and "guidance_interval" in bad.stderr and "Traceback" not in bad.stderr
+    no_expert = subprocess.run(cmd[:5] + ["-o", str(tmp_path / "new.mp4"), "--expert", str(tmp_path / "none.st")],
+                               capture_output=True, text=True, timeout=600)
+    assert no_expert.returncode == 2 and "none.st not found" in no_expert.stderr
+    assert "Traceback" not in no_expert.stderr
     assert not list(tmp_path.glob("new*"))
 
 
@@ -1005,3 +1013,108 @@ def test_object_map_head_settings_are_checked_when_the_config_loads(train, model
 
     with pytest.raises(ValueError, match=message):
         config_from_dict(DiTTrainConfig, {"model": model, "train": train})
+
+
+# ----------------------------------------------------------------------------------------------
+# a high-noise expert (train.time_range, weights.save_dit_expert, pipeline.ExpertsByNoiseLevel)
+
+
+def test_training_time_range_maps_the_usual_times_into_it():
+    seen = []
+
+    def model(x, t, *_):
+        seen.append(t)
+        return torch.zeros_like(x)
+
+    x0 = torch.zeros(2000, 1, 1, 1, 1)
+    for time_range in ((0.0, 1.0), (0.8, 1.0)):
+        torch.manual_seed(0)
+        flow_loss(model, x0, None, None, shift=3.0, time_range=time_range)
+    full, high = seen
+    assert torch.allclose(high, 0.8 + 0.2 * full)  # the same shifted draws, mapped linearly
+    assert high.min() >= 0.8 and high.max() <= 1.0 and full.min() < 0.5
+    assert TrainConfig(time_range=[0.8, 1.0]).time_range == [0.8, 1.0]
+    for bad in ((0.9, 0.5), (0.5, 1.5), (0.2,), "high"):
+        with pytest.raises(ValueError, match="time_range"):
+            TrainConfig(time_range=bad)
+
+
+EXPERT_DIT = DiTConfig(width=64, depth=2, heads=2, mlp_ratio=2.0)  # wide enough for int8 and low-rank layers
+
+
+def _tiny_base_and_expert(tmp: Path, rank: int) -> tuple[Path, dict]:
+    """A small shipped-style DiT file (int8 linear weights) and a fine-tune of it whose weight changes have `rank`."""
+    from generator.weights import load_dit, save_weights
+
+    torch.manual_seed(0)
+    dit = DiT(EXPERT_DIT)
+    for prm in dit.parameters():
+        prm.data.normal_(0, 0.05)
+    base = save_weights(tmp / "dit.safetensors", dit.state_dict(), {"kind": "dit", "config": EXPERT_DIT.__dict__},
+                        int8=True)
+    expert = {}
+    for k, v in load_dit(base)[0].state_dict().items():  # the base as it loads, then fine-tuned
+        if v.ndim == 2 and v.numel() >= 4096:
+            v = v + 0.02 * torch.randn(v.shape[0], rank) @ torch.randn(rank, v.shape[1]) / rank ** 0.5
+        else:
+            v = v + 0.01 * torch.randn_like(v)
+        expert[k] = v
+    return base, expert
+
+
+def test_expert_file_rebuilds_the_finetuned_dit_on_its_base(tmp_path):
+    from generator.weights import file_sha256, load_dit, load_dit_expert, save_dit_expert
+
+    base_file, tuned = _tiny_base_and_expert(tmp_path, rank=3)
+    base, _ = load_dit(base_file)
+    sha = file_sha256(base_file)
+    exact = save_dit_expert(tmp_path / "expert.safetensors", tuned, base_file, (0.8, 1.0), rank=3)
+    expert, meta = load_dit_expert(exact, base, sha)
+    assert meta["time_range"] == [0.8, 1.0] and meta["base_sha256"] == sha and meta["delta_energy_kept_min"] > 0.999
+    for k, v in expert.state_dict().items():  # fp16 storage of the factors and of the whole tensors
+        assert torch.allclose(v, tuned[k], atol=2e-3), k
+    assert any(not torch.equal(v, base.state_dict()[k]) for k, v in expert.state_dict().items())
+    assert exact.stat().st_size < 0.8 * base_file.stat().st_size  # smaller than the int8 base itself
+    cut = save_dit_expert(tmp_path / "cut.safetensors", tuned, base_file, (0.8, 1.0), rank=1)
+    cut_expert, cut_meta = load_dit_expert(cut, base, sha)
+    assert cut_meta["delta_energy_kept_min"] < 0.9  # rank 1 of rank-3 changes: approximate, and it says so
+    key = "blocks.0.mlp.0.weight"
+    err_cut = (cut_expert.state_dict()[key] - tuned[key]).norm()
+    assert err_cut > 10 * (expert.state_dict()[key] - tuned[key]).norm()
+    with pytest.raises(DaasError, match="another DiT"):
+        load_dit_expert(exact, base, "0" * 64)
+    with pytest.raises(DaasError, match="not a DiT expert"):
+        load_dit_expert(base_file, base, sha)
+    with pytest.raises(DaasError, match="tensors"):
+        save_dit_expert(tmp_path / "bad.safetensors", {"x": torch.zeros(2)}, base_file, (0.8, 1.0))
+
+
+def test_pipeline_hands_the_high_noise_steps_to_its_expert(tmp_path):
+    from generator import load_pipeline
+    from generator.pipeline import ExpertsByNoiseLevel
+    from generator.weights import save_dit_expert, save_weights
+
+    vae_file = _tiny_vae_weights(tmp_path)
+    base_file, tuned = _tiny_base_and_expert(tmp_path, rank=2)
+    expert_file = save_dit_expert(tmp_path / "expert.safetensors", tuned, base_file, (0.8, 1.0), rank=2)
+    assert load_pipeline(base_file, vae_file).expert is None  # another DiT than the shipped one: no expert
+    pipe = load_pipeline(base_file, vae_file, precision="32-true", expert=expert_file)
+    assert pipe.expert is not None and pipe.expert_above == 0.8 and pipe.checkpoint["expert"] == "expert.safetensors"
+    calls = []
+    for name, m in (("dit", pipe.dit), ("expert", pipe.expert)):
+        m.register_forward_hook(lambda mod, args, out, name=name: calls.append((name, float(args[1][0]))))
+    with_expert = pipe("a red ball falls", num_frames=5, height=32, width=32, num_inference_steps=4, seed=0)
+    # 4 Heun steps at shift 3 evaluate at t = 1, .9, .9, .75, .75, .5, .5: the expert takes those above 0.8
+    assert [n for n, t in calls] == ["expert"] * 3 + ["dit"] * 4
+    assert all((n == "expert") == (t > 0.8) for n, t in calls)
+    alone = load_pipeline(base_file, vae_file, precision="32-true", expert=False)
+    assert not np.array_equal(with_expert, alone("a red ball falls", num_frames=5, height=32, width=32,
+                                                  num_inference_steps=4, seed=0))
+    router = ExpertsByNoiseLevel(pipe.dit, pipe.expert, 0.8)
+    assert router.cfg is pipe.dit.cfg
+    other = save_weights(tmp_path / "other.safetensors", DiT(EXPERT_DIT).state_dict(),
+                         {"kind": "dit", "config": EXPERT_DIT.__dict__})
+    with pytest.raises(DaasError, match="another DiT"):
+        load_pipeline(other, vae_file, expert=expert_file)
+    with pytest.raises(DaasError, match="not found"):
+        load_pipeline(base_file, vae_file, expert=tmp_path / "missing.safetensors")
