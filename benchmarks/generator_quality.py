@@ -24,8 +24,8 @@ import torch
 
 from daas.errors import DaasError
 from daas.fileio import atomic_path, write_json
-from generator.defaults import (DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_INTERVAL, DEFAULT_PRECISION, DEFAULT_SAMPLER,
-                                DEFAULT_SHIFT, DEFAULT_STEPS)
+from generator.defaults import (DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_INTERVAL, DEFAULT_PRECISION, DEFAULT_RESTART,
+                                DEFAULT_RESTARTS, DEFAULT_SAMPLER, DEFAULT_SHIFT, DEFAULT_STEPS)
 from generator.pipeline import PRECISIONS
 
 SHEET_PROMPTS = [
@@ -90,7 +90,8 @@ def vae_quality(vae, n: int = 64) -> dict:
 def dit_quality(pipe, n: int = 64, steps: int = DEFAULT_STEPS, guidance: float = DEFAULT_GUIDANCE,
                 sampler: str = DEFAULT_SAMPLER, shift: float = DEFAULT_SHIFT,
                 guidance_interval: tuple[float, float] = DEFAULT_GUIDANCE_INTERVAL, offset: int = 10_000,
-                split: str = "test") -> dict:
+                split: str = "test", restart: tuple[float, float] | None = DEFAULT_RESTART,
+                restarts: int = DEFAULT_RESTARTS) -> dict:
     """Prompts and seeds of n clips of `split` from `offset` on (the model card's figures: test, 10,000 and
     20,000); sampler settings are chosen on "val" so that the test figures stay held out."""
     from world import make_clip, split_seeds
@@ -102,7 +103,7 @@ def dit_quality(pipe, n: int = 64, steps: int = DEFAULT_STEPS, guidance: float =
         clip = make_clip(seed)
         prompt = clip.caption
         frames = pipe(prompt, num_inference_steps=steps, guidance_scale=guidance, seed=seed, sampler=sampler,
-                      shift=shift, guidance_interval=guidance_interval)
+                      shift=shift, guidance_interval=guidance_interval, restart=restart, restarts=restarts)
         res = measure_clip(frames, pipe.fps, prompt)
         m = res["metrics"]
         rows.append({"family": clip.spec.family, "prompt": prompt,
@@ -114,6 +115,7 @@ def dit_quality(pipe, n: int = 64, steps: int = DEFAULT_STEPS, guidance: float =
     return {
         "clips": n, "split": split, "offset": offset, "steps": steps, "guidance": guidance,
         "guidance_interval": list(guidance_interval), "sampler": sampler, "shift": shift,
+        "restart": None if restart is None else list(restart), "restarts": restarts,
         "precision": pipe.precision,
         "prompt_all_checks_pass": float(np.mean([r["prompt_ok"] for r in rows])),
         "prompt_mean_adherence": float(np.mean([r["adherence"] for r in rows if r["adherence"] is not None] or [0])),
@@ -125,13 +127,14 @@ def dit_quality(pipe, n: int = 64, steps: int = DEFAULT_STEPS, guidance: float =
 
 def contact_sheet(pipe, path: Path, steps: int = DEFAULT_STEPS, guidance: float = DEFAULT_GUIDANCE, seed: int = 0,
                   sampler: str = DEFAULT_SAMPLER, shift: float = DEFAULT_SHIFT,
-                  guidance_interval: tuple[float, float] = DEFAULT_GUIDANCE_INTERVAL) -> Path:
+                  guidance_interval: tuple[float, float] = DEFAULT_GUIDANCE_INTERVAL,
+                  restart: tuple[float, float] | None = DEFAULT_RESTART, restarts: int = DEFAULT_RESTARTS) -> Path:
     from PIL import Image, ImageDraw
 
     rows = []
     for i, prompt in enumerate(SHEET_PROMPTS):
         f = pipe(prompt, num_inference_steps=steps, guidance_scale=guidance, seed=seed + i, sampler=sampler,
-                 shift=shift, guidance_interval=guidance_interval)
+                 shift=shift, guidance_interval=guidance_interval, restart=restart, restarts=restarts)
         strip = np.concatenate(list(f[::2]), axis=1)
         label = Image.new("RGB", (strip.shape[1], 12), (255, 255, 255))
         ImageDraw.Draw(label).text((2, 0), prompt, fill=(0, 0, 0))
@@ -153,6 +156,9 @@ def main(argv=None) -> None:
     ap.add_argument("--shift", type=float, default=DEFAULT_SHIFT, help="timestep shift of the sampler")
     ap.add_argument("--guidance-interval", type=float, nargs=2, default=DEFAULT_GUIDANCE_INTERVAL, metavar=("LO", "HI"),
                     help="guide only at times t in (LO, HI]")
+    ap.add_argument("--restart", type=float, nargs=2, default=DEFAULT_RESTART, metavar=("LO", "HI"),
+                    help="restart sampling: back from t = LO to t = HI with fresh noise")
+    ap.add_argument("--restarts", type=int, default=DEFAULT_RESTARTS, help="how many restarts (0: none)")
     ap.add_argument("--precision", default=DEFAULT_PRECISION, choices=PRECISIONS, help="the DiT's precision")
     ap.add_argument("--checkpoint", type=Path, help="DiT weights (default: the shipped ones)")
     ap.add_argument("--vae", type=Path, help="VAE weights for the pipeline (default: the shipped ones)")
@@ -176,17 +182,17 @@ def main(argv=None) -> None:
     pipe = load_pipeline(args.checkpoint, vae_checkpoint=args.vae, precision=args.precision)
     try:  # the settings, before minutes of measuring
         pipe.check(["a prompt"], 17, 64, 64, args.steps, args.guidance, args.shift, args.sampler,
-                   args.guidance_interval)
+                   args.guidance_interval, tuple(args.restart), args.restarts)
     except DaasError as e:
         ap.error(str(e))
     t0 = time.time()
     res = {"checkpoint": pipe.checkpoint, "vae": vae_quality(pipe.vae, args.n)}
     print(json.dumps(res["vae"]), flush=True)
     res["dit"] = dit_quality(pipe, args.n, args.steps, args.guidance, args.sampler, args.shift,
-                             tuple(args.guidance_interval))
+                             tuple(args.guidance_interval), restart=tuple(args.restart), restarts=args.restarts)
     print(json.dumps({k: v for k, v in res["dit"].items() if k != "rows"}), flush=True)
     contact_sheet(pipe, args.out / "samples.png", args.steps, args.guidance, sampler=args.sampler, shift=args.shift,
-                  guidance_interval=tuple(args.guidance_interval))
+                  guidance_interval=tuple(args.guidance_interval), restart=tuple(args.restart), restarts=args.restarts)
     res["seconds"] = round(time.time() - t0, 1)
     write_json(args.out / "quality.json", res, overwrite=True)
 

@@ -9,8 +9,8 @@ import typer
 
 from daas.errors import DaasError
 
-from .defaults import (DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_INTERVAL, DEFAULT_PRECISION, DEFAULT_SAMPLER, DEFAULT_SHIFT,
-                       DEFAULT_STEPS)
+from .defaults import (DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_INTERVAL, DEFAULT_PRECISION, DEFAULT_RESTART,
+                       DEFAULT_RESTARTS, DEFAULT_SAMPLER, DEFAULT_SHIFT, DEFAULT_STEPS)
 
 
 def generate(
@@ -23,6 +23,10 @@ def generate(
     guidance_interval: str = typer.Option(
         ",".join(f"{v:g}" for v in DEFAULT_GUIDANCE_INTERVAL), metavar="LO,HI",
         help="Guide only at times t in (LO, HI] (t = 1 is pure noise); elsewhere one unguided DiT evaluation."),
+    restart: str = typer.Option(
+        ",".join(f"{v:g}" for v in DEFAULT_RESTART), metavar="LO,HI",
+        help="Restart sampling: at t = LO go back to t = HI with fresh noise and sample that window again."),
+    restarts: int = typer.Option(DEFAULT_RESTARTS, help="How many restarts (0: none)."),
     seed: int = typer.Option(0, help="Seed (the same seed gives the same clip)."),
     negative: Optional[str] = typer.Option(None, help="Negative prompt."),
     image: Optional[Path] = typer.Option(None, help="First frame (a video file's first frame or a PNG/JPEG)."),
@@ -52,7 +56,8 @@ def generate(
     from .pipeline import generate_video, load_pipeline
 
     width, height = parse_size(size)
-    interval = _parse_interval(guidance_interval)
+    interval = _parse_interval(guidance_interval, "--guidance-interval")
+    restart_window = _parse_interval(restart, "--restart")
     check_writable(output, overwrite)
     check_writable(output.with_suffix(".json"), overwrite)
     cond_image = _read_image(image) if image else None
@@ -64,14 +69,14 @@ def generate(
     err = Console(stderr=True)
     pipe = load_pipeline(checkpoint, precision=precision, expert=False if no_expert else expert)
     # checked before the progress bar draws anything
-    pipe.check([prompt], frames, height, width, steps, guidance, shift, sampler, interval)
+    pipe.check([prompt], frames, height, width, steps, guidance, shift, sampler, interval, restart_window, restarts)
     with Progress(TextColumn("generating"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
                   TimeElapsedColumn(), console=err, transient=True) as bar:
-        task = bar.add_task("", total=steps)
+        task = bar.add_task("", total=pipe.sampler_steps(steps, shift, restart_window, restarts))
         side = generate_video(pipe, prompt, output, overwrite=overwrite, num_frames=frames, height=height,
                               width=width, num_inference_steps=steps, guidance_scale=guidance, seed=seed,
                               negative_prompt=negative, image=cond_image, video=cond_video, sampler=sampler,
-                              shift=shift, guidance_interval=interval,
+                              shift=shift, guidance_interval=interval, restart=restart_window, restarts=restarts,
                               progress=lambda i: bar.update(task, completed=i + 1))
     if as_json:
         emit_json(side)
@@ -82,11 +87,11 @@ def generate(
                         f"signed by {p.get('signer')}")
 
 
-def _parse_interval(text: str) -> tuple[float, float]:
+def _parse_interval(text: str, option: str) -> tuple[float, float]:
     try:
         lo, hi = (float(v) for v in text.split(","))
     except ValueError:
-        raise DaasError(f"--guidance-interval takes LO,HI (two times in [0, 1]), got {text!r}") from None
+        raise DaasError(f"{option} takes LO,HI (two times in [0, 1]), got {text!r}") from None
     return lo, hi
 
 

@@ -6,7 +6,7 @@ middle, where the task is neither trivial nor hopeless.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -50,16 +50,43 @@ def timesteps(steps: int, shift: float = 1.0) -> torch.Tensor:
 SAMPLERS = ("heun", "euler")
 
 
+def moves(steps: int, shift: float = 1.0, restart: tuple[float, float] | None = None,
+          restarts: int = 0) -> list[tuple[float, float]]:
+    """The sampler's moves (t0, t1) in order. Steps go down the time grid `timesteps(steps, shift)`. With
+    `restart` = (lo, hi) and `restarts` k > 0 (Restart sampling, Xu et al. 2023): on reaching the grid time
+    nearest lo, the sample jumps back up to the grid time nearest hi (a move with t1 > t0: fresh noise is added)
+    and goes down the same steps again, k times, then on to t = 0. The extra noise contracts the errors of the
+    earlier steps; here it gives the DiT a second pass at the layout, where objects are lost (MODEL_CARD.md)."""
+    ts = timesteps(steps, shift).tolist()
+    down = list(zip(ts[:-1], ts[1:]))
+    if restart is None or restarts <= 0:
+        return down
+    lo, hi = (min(range(len(ts)), key=lambda i: abs(ts[i] - v)) for v in restart)  # grid indices; t falls as i grows
+    if hi >= lo or hi == 0:  # on this grid (too few steps) the window is empty or reaches pure noise: no restart
+        return down
+    return down[:lo] + ([(ts[lo], ts[hi])] + down[hi:lo]) * restarts + down[lo:]
+
+
+def renoise(x: torch.Tensor, t0: float, t1: float, noise: torch.Tensor) -> torch.Tensor:
+    """x_t0 -> x_t1 (t1 > t0) along the forward process: x_t = (1 - t) x_0 + t noise, so the clean part shrinks by
+    (1 - t1) / (1 - t0) and fresh noise tops the noise up to t1 (independent Gaussians add in variance)."""
+    s = (1 - t1) / (1 - t0)
+    return s * x + (t1 * t1 - (s * t0) ** 2) ** 0.5 * noise
+
+
 @torch.no_grad()
 def sample(model: Callable, noise: torch.Tensor, text: torch.Tensor, text_mask: torch.Tensor,
            null_text: torch.Tensor, null_mask: torch.Tensor, steps: int = 16, guidance: float = 4.0,
            method: str = "euler", cond: torch.Tensor | None = None, cond_mask: torch.Tensor | None = None,
            shift: float = 1.0, callback: Callable[[int], None] | None = None,
-           guidance_interval: tuple[float, float] = (0.0, 1.0)) -> torch.Tensor:
+           guidance_interval: tuple[float, float] = (0.0, 1.0), restart: tuple[float, float] | None = None,
+           restart_noise: Sequence[torch.Tensor] = ()) -> torch.Tensor:
     """Integrate the flow from `noise` to t = 0. Guidance mixes conditional and unconditional velocities
     (the unconditional prompt is the empty or the negative prompt); both run in one batch. Guidance applies
     only at times t inside `guidance_interval` (lo, hi] (Kynkaanniemi et al. 2024, "Applying guidance in a
-    limited interval"); elsewhere the conditional velocity alone is used, at half the cost."""
+    limited interval"); elsewhere the conditional velocity alone is used, at half the cost. With `restart`
+    (lo, hi), the window is sampled again once per tensor of `restart_noise` (the fresh noise; see `moves`).
+    `callback(i)` follows each step down, i counting on through the restarts."""
     if method not in SAMPLERS:
         raise ValueError(f"unknown sampler {method!r}; choose {' or '.join(SAMPLERS)}")
     B = noise.shape[0]
@@ -85,10 +112,13 @@ def sample(model: Callable, noise: torch.Tensor, text: torch.Tensor, text_mask: 
         v_c, v_u = v.chunk(2)
         return v_u + guidance * (v_c - v_u)
 
-    ts = timesteps(steps, shift).tolist()
     x = noise.float()
-    for i in range(steps):
-        t0, t1 = ts[i], ts[i + 1]
+    fresh = iter(restart_noise)
+    i = 0
+    for t0, t1 in moves(steps, shift, restart, len(restart_noise)):
+        if t1 > t0:  # a restart: back up to t1
+            x = renoise(x, t0, t1, next(fresh).float())
+            continue
         v0 = velocity(x, t0)
         x_next = x + (t1 - t0) * v0
         if method == "heun" and t1 > 0:
@@ -97,6 +127,7 @@ def sample(model: Callable, noise: torch.Tensor, text: torch.Tensor, text_mask: 
         x = x_next
         if callback is not None:
             callback(i)
+        i += 1
     if cond is not None:  # given frames are returned exactly as given
         x = torch.where(cond_mask.bool().expand_as(x), cond, x)
     return x

@@ -20,10 +20,10 @@ import torch
 from daas.errors import DaasError
 
 from .config import MAX_FRAMES, MAX_SIDE, MIN_SIDE, resolve_precision
-from .defaults import (DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_INTERVAL, DEFAULT_PRECISION, DEFAULT_SAMPLER, DEFAULT_SHIFT,
-                       DEFAULT_STEPS)
+from .defaults import (DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_INTERVAL, DEFAULT_PRECISION, DEFAULT_RESTART,
+                       DEFAULT_RESTARTS, DEFAULT_SAMPLER, DEFAULT_SHIFT, DEFAULT_STEPS)
 from .dit import DiT
-from .flow import SAMPLERS, sample
+from .flow import SAMPLERS, moves, sample
 from .text import MAX_PROMPT_CHARS, TextEncoder, get_text_encoder
 from .vae import VideoVAE
 from .weights import (DIT_FILE, EXPERT_FILE, VAE_FILE, encoder_fingerprint, file_sha256, load_dit, load_dit_expert,
@@ -89,7 +89,8 @@ class VideoPipeline:
     # checks ---------------------------------------------------------------------------------------
     def check(self, prompts: list[str], num_frames: int, height: int, width: int, steps: int,
                guidance: float, shift: float = DEFAULT_SHIFT, sampler: str = DEFAULT_SAMPLER,
-               guidance_interval: tuple[float, float] = DEFAULT_GUIDANCE_INTERVAL) -> None:
+               guidance_interval: tuple[float, float] = DEFAULT_GUIDANCE_INTERVAL,
+               restart: tuple[float, float] | None = DEFAULT_RESTART, restarts: int = DEFAULT_RESTARTS) -> None:
         lim = self.limits
         for p in prompts:
             if not isinstance(p, str) or not p.strip():
@@ -117,6 +118,21 @@ class VideoPipeline:
             raise DaasError(f"guidance_interval must be two times (lo, hi), got {guidance_interval!r}") from None
         if not (0.0 <= lo < hi <= 1.0):
             raise DaasError(f"guidance_interval must satisfy 0 <= lo < hi <= 1, got ({lo:g}, {hi:g})")
+        if not isinstance(restarts, int) or not 0 <= restarts <= 8:
+            raise DaasError(f"restarts must be a whole number in 0..8, got {restarts!r}")
+        if restart is not None:
+            try:
+                lo, hi = (float(v) for v in restart)
+            except (TypeError, ValueError):
+                raise DaasError(f"restart must be two times (lo, hi), got {restart!r}") from None
+            if not (0.0 < lo < hi < 1.0):
+                raise DaasError(f"restart must satisfy 0 < lo < hi < 1, got ({lo:g}, {hi:g})")
+
+    @staticmethod
+    def sampler_steps(steps: int, shift: float = DEFAULT_SHIFT, restart: tuple[float, float] | None = DEFAULT_RESTART,
+                      restarts: int = DEFAULT_RESTARTS) -> int:
+        """How many steps down (progress callbacks) a call makes: `steps`, plus those of its restarts."""
+        return sum(t1 < t0 for t0, t1 in moves(steps, shift, restart, restarts))
 
     def autocast(self):
         """The context the DiT runs in: bf16 autocast under "bf16-mixed" (its linear weights are bf16 then)."""
@@ -169,21 +185,27 @@ class VideoPipeline:
                  negative_prompt: str | None = None, image: np.ndarray | None = None,
                  video: np.ndarray | None = None, sampler: str = DEFAULT_SAMPLER, watermark: bool = False,
                  progress: Callable[[int], None] | None = None, shift: float = DEFAULT_SHIFT,
-                 guidance_interval: tuple[float, float] = DEFAULT_GUIDANCE_INTERVAL) -> np.ndarray:
+                 guidance_interval: tuple[float, float] = DEFAULT_GUIDANCE_INTERVAL,
+                 restart: tuple[float, float] | None = DEFAULT_RESTART, restarts: int = DEFAULT_RESTARTS) -> np.ndarray:
         """Frames uint8 [T, H, W, 3] for one prompt, [B, T, H, W, 3] for a list; the same seed gives the same
         frames. With `video`, the result continues it: the given frames, then the new ones. Guidance applies at
         the times t in `guidance_interval` (lo, hi] (t = 1 is pure noise); outside it, the conditional
-        velocity alone (one DiT evaluation instead of a batch of two)."""
+        velocity alone (one DiT evaluation instead of a batch of two). With `restart` (lo, hi) and `restarts` k, the
+        sampler goes back from t = lo to t = hi with fresh noise and samples that window again, k times
+        (generator.flow.moves; 0 or None: off); `sampler_steps` counts the steps then."""
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
         if not prompts:
             raise DaasError("no prompt given")
         self.check(prompts, num_frames, height, width, num_inference_steps, guidance_scale, shift, sampler,
-                   guidance_interval)
+                   guidance_interval, restart, restarts)
         B = len(prompts)
         T_lat = self.vae.latent_frames(num_frames)
         h, w = height // self.vae.space_factor, width // self.vae.space_factor
-        noise = torch.cat([torch.randn(1, self.dit.cfg.latent_channels, T_lat, h, w,
-                                       generator=torch.Generator().manual_seed(seed + i)) for i in range(B)])
+        # each clip's noise, then its restarts' fresh noise, from its own seed: a clip is the same alone or in a batch
+        gens = [torch.Generator().manual_seed(seed + i) for i in range(B)]
+        draws = [torch.cat([torch.randn(1, self.dit.cfg.latent_channels, T_lat, h, w, generator=g) for g in gens])
+                 for _ in range(1 + (restarts if restart is not None else 0))]
+        noise, restart_noise = draws[0], draws[1:]
         text, mask = self.text(prompts)
         null_text, null_mask = self.text([negative_prompt or ""])
         cond, cmask, n_given = self._conditioning(image, video, B, T_lat, h, w, height, width)
@@ -191,7 +213,8 @@ class VideoPipeline:
         with self.autocast():
             z = sample(model, noise, text, mask, null_text, null_mask, steps=num_inference_steps,
                        guidance=guidance_scale, method=sampler, cond=cond, cond_mask=cmask, shift=shift,
-                       callback=progress, guidance_interval=tuple(map(float, guidance_interval)))
+                       callback=progress, guidance_interval=tuple(map(float, guidance_interval)),
+                       restart=None if restart is None else tuple(map(float, restart)), restart_noise=restart_noise)
         frames = self.decode(z.float())
         if video is not None:  # the given clip, then the continuation
             new = frames[:, n_given:]
@@ -273,13 +296,15 @@ def generate_video(pipe: VideoPipeline, prompt: str, output: str | Path, *, over
     # the sampling settings resolved once: the sidecar records exactly what the pipeline ran with
     kwargs = {"seed": 0, "num_inference_steps": DEFAULT_STEPS, "guidance_scale": DEFAULT_GUIDANCE,
               "sampler": DEFAULT_SAMPLER, "shift": DEFAULT_SHIFT, "guidance_interval": DEFAULT_GUIDANCE_INTERVAL,
-              **kwargs}
+              "restart": DEFAULT_RESTART, "restarts": DEFAULT_RESTARTS, **kwargs}
     t0 = time.perf_counter()
     frames = pipe(prompt, **kwargs)
     gen_s = time.perf_counter() - t0
     params = {"prompt": prompt, "seed": kwargs["seed"], "steps": kwargs["num_inference_steps"],
               "guidance": kwargs["guidance_scale"],
-              "guidance_interval": [float(v) for v in kwargs["guidance_interval"]], "frames": int(frames.shape[0]),
+              "guidance_interval": [float(v) for v in kwargs["guidance_interval"]],
+              "restart": None if kwargs["restart"] is None else [float(v) for v in kwargs["restart"]],
+              "restarts": kwargs["restarts"], "frames": int(frames.shape[0]),
               "size": f"{frames.shape[2]}x{frames.shape[1]}", "sampler": kwargs["sampler"], "shift": kwargs["shift"],
               "precision": pipe.precision,
               "negative_prompt": kwargs.get("negative_prompt") or "", "model": pipe.checkpoint["dit"],

@@ -156,6 +156,51 @@ def test_training_timestep_shift_moves_times_towards_noise():
         TrainConfig(timestep_shift=0.0)
 
 
+def test_restart_moves_go_back_up_the_grid_and_down_the_same_steps():
+    from generator.flow import moves
+
+    grid = [round(v, 3) for v in timesteps(8, 3.0).tolist()]  # 1, .955, .9, .833, .75, .643, .5, .3, 0
+    plain = list(zip(grid[:-1], grid[1:]))
+    got = [(round(a, 3), round(b, 3)) for a, b in moves(8, 3.0, (0.643, 0.9), 1)]
+    window = [(0.9, 0.833), (0.833, 0.75), (0.75, 0.643)]
+    assert got == plain[:5] + [(0.643, 0.9)] + window + plain[5:]
+    twice = [(round(a, 3), round(b, 3)) for a, b in moves(8, 3.0, (0.64, 0.91), 2)]  # times snap to the grid
+    assert twice == plain[:5] + ([(0.643, 0.9)] + window) * 2 + plain[5:]
+    assert moves(8, 3.0, (0.643, 0.9), 0) == moves(8, 3.0, None, 3) == moves(8, 3.0)
+    assert moves(2, 3.0, (0.643, 0.9), 1) == moves(2, 3.0)  # grid 1, .75, 0: the window would reach pure noise
+
+
+def test_renoise_gives_the_forward_process_marginal():
+    from generator.flow import renoise
+
+    torch.manual_seed(0)
+    x0 = torch.full((200_000,), 0.7)
+    x = renoise((1 - 0.6) * x0 + 0.6 * torch.randn_like(x0), 0.6, 0.9, torch.randn_like(x0))
+    # x_0.9 = 0.1 x0 + 0.9 noise: mean 0.07, std 0.9
+    assert abs(float(x.mean()) - 0.07) < 0.01 and abs(float(x.std()) - 0.9) < 0.01
+
+
+def test_sampler_restarts_evaluate_the_window_again_with_the_fresh_noise():
+    seen = []
+
+    def model(x, t, *_):
+        seen.append(round(float(t[0]), 3))
+        return torch.zeros_like(x)  # x stays where it is between restarts
+
+    x = torch.ones(1, 1, 1, 1, 1)
+    m = torch.ones(1, 1, dtype=torch.bool)
+    text = torch.zeros(1, 1, 384)
+    steps_done = []
+    out = sample(model, x, text, m, text, m, steps=4, guidance=1.0, method="euler", shift=1.0, restart=(0.25, 0.75),
+                 restart_noise=[torch.zeros_like(x)], callback=steps_done.append)
+    # grid 1, .75, .5, .25, 0: down to .25, back up to .75 (x scaled by (1 - .75) / (1 - .25), no noise), down again
+    assert seen == [1.0, 0.75, 0.5, 0.75, 0.5, 0.25] and steps_done == list(range(6))
+    assert torch.allclose(out, x / 3)
+    again = sample(model, x, text, m, text, m, steps=4, guidance=1.0, method="euler", shift=1.0,
+                   restart=(0.25, 0.75), restart_noise=[torch.ones_like(x)])
+    assert not torch.allclose(again, out)  # the fresh noise enters
+
+
 def test_tiny_dit_overfits_one_batch():
     torch.manual_seed(0)
     dit = DiT(TINY_DIT)
@@ -397,6 +442,10 @@ def test_pipeline_is_reproducible_per_seed(pipe):
     assert not np.array_equal(shifted, a)  # the timestep shift reaches the sampler
     narrower = pipe("a red ball falls and bounces", num_inference_steps=4, seed=3, guidance_interval=(0.6, 1.0))
     assert not np.array_equal(narrower, a)  # so does the guidance interval (t = 0.5 now unguided)
+    no_restart = pipe("a red ball falls and bounces", num_inference_steps=4, seed=3, restarts=0)
+    assert not np.array_equal(no_restart, a)  # and the restart (at 4 steps: back from t = .75 to .9)
+    assert np.array_equal(no_restart, pipe("a red ball falls and bounces", num_inference_steps=4, seed=3,
+                                           restart=None))
 
 
 @shipped
@@ -473,6 +522,11 @@ def test_pipeline_image_to_video_and_extension(pipe):
     ({"guidance_interval": (0.8, 0.2)}, "guidance_interval"),
     ({"guidance_interval": (0.0, 1.5)}, "guidance_interval"),
     ({"guidance_interval": (0.5,)}, "guidance_interval"),
+    ({"restart": (0.9, 0.6)}, "restart must satisfy"),
+    ({"restart": (0.0, 0.9)}, "restart must satisfy"),
+    ({"restart": "early"}, "restart must be two times"),
+    ({"restarts": -1}, "restarts must be"),
+    ({"restarts": 1.5}, "restarts must be"),
 ])
 def test_pipeline_rejects_bad_input(pipe, kwargs, message):
     kwargs = {"prompt": "a red ball", **kwargs}
@@ -627,6 +681,7 @@ def test_generate_cli_signs_watermarks_and_never_overwrites(tmp_path, monkeypatc
     assert side["params"]["prompt"] == "a red ball falls and bounces" and side["params"]["steps"] == 4
     assert side["params"]["sampler"] == "heun" and side["params"]["guidance"] == 4.0  # the defaults, recorded
     assert side["params"]["shift"] == 3.0 and side["params"]["guidance_interval"] == [0.4, 1.0]
+    assert side["params"]["restart"] == [0.643, 0.9] and side["params"]["restarts"] == 1
     assert side["params"]["precision"] == resolve_precision("auto")  # what the DiT ran in: the default
     from generator.weights import EXPERT_FILE
 
@@ -644,6 +699,9 @@ def test_generate_cli_signs_watermarks_and_never_overwrites(tmp_path, monkeypatc
     assert bad.returncode != 0 and "guidance_interval" in bad.stderr and "Traceback" not in bad.stderr
     no_expert = subprocess.run(cmd[:5] + ["-o", str(tmp_path / "new.mp4"), "--expert", str(tmp_path / "none.st")],
                                capture_output=True, text=True, timeout=600)
+    bad_restart = subprocess.run(cmd[:5] + ["-o", str(tmp_path / "new.mp4"), "--restart", "0.9"],
+                                 capture_output=True, text=True, timeout=600)
+    assert bad_restart.returncode == 2 and "--restart takes LO,HI" in bad_restart.stderr
     assert no_expert.returncode == 2 and "none.st not found" in no_expert.stderr
     assert "Traceback" not in no_expert.stderr
     assert not list(tmp_path.glob("new*"))
@@ -1103,13 +1161,14 @@ def test_pipeline_hands_the_high_noise_steps_to_its_expert(tmp_path):
     calls = []
     for name, m in (("dit", pipe.dit), ("expert", pipe.expert)):
         m.register_forward_hook(lambda mod, args, out, name=name: calls.append((name, float(args[1][0]))))
-    with_expert = pipe("a red ball falls", num_frames=5, height=32, width=32, num_inference_steps=4, seed=0)
+    with_expert = pipe("a red ball falls", num_frames=5, height=32, width=32, num_inference_steps=4, seed=0,
+                       restarts=0)
     # 4 Heun steps at shift 3 evaluate at t = 1, .9, .9, .75, .75, .5, .5: the expert takes those above 0.8
     assert [n for n, t in calls] == ["expert"] * 3 + ["dit"] * 4
     assert all((n == "expert") == (t > 0.8) for n, t in calls)
     alone = load_pipeline(base_file, vae_file, precision="32-true", expert=False)
     assert not np.array_equal(with_expert, alone("a red ball falls", num_frames=5, height=32, width=32,
-                                                  num_inference_steps=4, seed=0))
+                                                  num_inference_steps=4, seed=0, restarts=0))
     router = ExpertsByNoiseLevel(pipe.dit, pipe.expert, 0.8)
     assert router.cfg is pipe.dit.cfg
     other = save_weights(tmp_path / "other.safetensors", DiT(EXPERT_DIT).state_dict(),

@@ -67,9 +67,14 @@ def test_vae_encode_decode(benchmark, pipe):
 
 
 def test_generate_17_frames_64px(benchmark, pipe):
-    """The whole pipeline call with the defaults (text encoding, 8 guided Heun steps = 15 DiT evaluations,
-    VAE decode)."""
+    """The whole pipeline call with the defaults (text encoding, 8 guided Heun steps and one restart of three of
+    them = 21 DiT evaluations, VAE decode)."""
     benchmark.pedantic(lambda: pipe("a red ball falls and bounces", seed=0), rounds=3, iterations=1)
+
+
+def test_generate_17_frames_64px_no_restart(benchmark, pipe):
+    """The same without the restart (15 DiT evaluations), the default before session 19."""
+    benchmark.pedantic(lambda: pipe("a red ball falls and bounces", seed=0, restarts=0), rounds=3, iterations=1)
 
 
 def test_generate_17_frames_64px_euler16(benchmark, pipe):
