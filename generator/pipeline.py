@@ -74,7 +74,9 @@ class VideoPipeline:
                  expert_above: float = 1.0):
         _check_precision(precision)
         self.vae, self.dit, self.text = vae, dit, text
-        self.expert, self.expert_above = expert, expert_above  # see ExpertsByNoiseLevel
+        self.expert, self.expert_above = expert, expert_above
+        # what the sampler calls: the DiT, or the DiT with its high-noise expert (see ExpertsByNoiseLevel)
+        self.denoiser = dit if expert is None else ExpertsByNoiseLevel(dit, expert, expert_above)
         self.precision = resolve_precision(precision)  # "bf16-mixed" or "32-true"
         if self.precision == "bf16-mixed":
             _linear_weights_to_bf16(dit)
@@ -112,19 +114,13 @@ class VideoPipeline:
             raise DaasError(f"shift must be in 0.1..20, got {shift}")
         if sampler not in SAMPLERS:
             raise DaasError(f"unknown sampler {sampler!r}; choose {' or '.join(SAMPLERS)}")
-        try:
-            lo, hi = (float(v) for v in guidance_interval)
-        except (TypeError, ValueError):
-            raise DaasError(f"guidance_interval must be two times (lo, hi), got {guidance_interval!r}") from None
+        lo, hi = _two_times("guidance_interval", guidance_interval)
         if not (0.0 <= lo < hi <= 1.0):
             raise DaasError(f"guidance_interval must satisfy 0 <= lo < hi <= 1, got ({lo:g}, {hi:g})")
         if not isinstance(restarts, int) or not 0 <= restarts <= 8:
             raise DaasError(f"restarts must be a whole number in 0..8, got {restarts!r}")
         if restart is not None:
-            try:
-                lo, hi = (float(v) for v in restart)
-            except (TypeError, ValueError):
-                raise DaasError(f"restart must be two times (lo, hi), got {restart!r}") from None
+            lo, hi = _two_times("restart", restart)
             if not (0.0 < lo < hi < 1.0):
                 raise DaasError(f"restart must satisfy 0 < lo < hi < 1, got ({lo:g}, {hi:g})")
 
@@ -209,9 +205,8 @@ class VideoPipeline:
         text, mask = self.text(prompts)
         null_text, null_mask = self.text([negative_prompt or ""])
         cond, cmask, n_given = self._conditioning(image, video, B, T_lat, h, w, height, width)
-        model = self.dit if self.expert is None else ExpertsByNoiseLevel(self.dit, self.expert, self.expert_above)
         with self.autocast():
-            z = sample(model, noise, text, mask, null_text, null_mask, steps=num_inference_steps,
+            z = sample(self.denoiser, noise, text, mask, null_text, null_mask, steps=num_inference_steps,
                        guidance=guidance_scale, method=sampler, cond=cond, cond_mask=cmask, shift=shift,
                        callback=progress, guidance_interval=tuple(map(float, guidance_interval)),
                        restart=None if restart is None else tuple(map(float, restart)), restart_noise=restart_noise)
@@ -229,6 +224,14 @@ class VideoPipeline:
             key = wm.WatermarkKey(load_identity().watermark_key())
             frames = np.stack([wm.embed(f, key, secrets.randbits(wm.PAYLOAD_BITS)) for f in frames])
         return frames[0] if isinstance(prompt, str) else frames
+
+
+def _two_times(name: str, value) -> tuple[float, float]:
+    try:
+        lo, hi = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise DaasError(f"{name} must be two times (lo, hi), got {value!r}") from None
+    return lo, hi
 
 
 def _linear_weights_to_bf16(model: torch.nn.Module) -> None:

@@ -602,8 +602,7 @@ def detect_canonical(M: np.ndarray, key: WatermarkKey, search_crops: bool = True
 
 def _blind_tests(c: np.ndarray, key: WatermarkKey, crops: bool):
     """Full-frame payload and presence tests of one chip vector: ((log p, z, payload, hypothesis) of each,
-    ChipEvidence);
-    log p before the Bonferroni factors of `detect_canonical`. With `crops` (the source whose crop hypotheses
+    ChipEvidence); log p before the Bonferroni factors of `detect_canonical`. With `crops` (the source whose crop hypotheses
     may be searched) full-frame presence gets half of the presence level (its p-value is doubled) and the payload
     union runs over the crop hypotheses too; without, over the 2^32 words alone."""
     S, norm = _soft_bits(c, key)
