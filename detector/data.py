@@ -91,21 +91,25 @@ def process_clip(frames: np.ndarray, rng: np.random.Generator, dst: str | os.Pat
 
 # ---- fake sources -----------------------------------------------------------------------------------
 class GeneratorSource:
-    """Synthetic clips from the generator (no watermark), drawing step count, guidance scale, sampler and guidance
-    interval per clip from its seed. (Detector v3 was trained on Euler clips only: samplers=("euler",) rebuilds its
-    data.) `precision`: the DiT's (the pipeline's default when None)."""
+    """Synthetic clips from the generator (no watermark), drawing step count, guidance scale, sampler, guidance
+    interval and number of restarts per clip from its seed. (Detector v3 was trained on Euler clips only:
+    samplers=("euler",) rebuilds its data.) `precision`: the DiT's (the pipeline's default when None); `restarts`:
+    counts of the pipeline's restart (generator.flow.moves) to draw from, 0 for none (the default count when None,
+    which rebuilds the data of v7 and earlier with restarts=(0,))."""
 
     def __init__(self, steps: Iterable[int] = (8, 12, 16, 24), guidance: Iterable[float] = (2.0, 3.0, 4.0, 5.0),
                  checkpoint: str | None = None, size: int = 64, n_frames: int = 17, vae_checkpoint: str | None = None,
                  samplers: Iterable[str] = ("heun", "euler"),
-                 guidance_intervals: Iterable[tuple[float, float]] | None = None, precision: str | None = None):
+                 guidance_intervals: Iterable[tuple[float, float]] | None = None, precision: str | None = None,
+                 restarts: Iterable[int] | None = None):
         from generator import load_pipeline
-        from generator.defaults import DEFAULT_GUIDANCE_INTERVAL
+        from generator.defaults import DEFAULT_GUIDANCE_INTERVAL, DEFAULT_RESTARTS
 
         kw = {} if precision is None else {"precision": precision}
         self.pipe = load_pipeline(checkpoint, vae_checkpoint=vae_checkpoint, **kw)
         self.steps, self.guidance, self.samplers = list(steps), list(guidance), list(samplers)
         self.intervals = [tuple(map(float, i)) for i in (guidance_intervals or [DEFAULT_GUIDANCE_INTERVAL])]
+        self.restarts = [int(k) for k in (restarts if restarts is not None else [DEFAULT_RESTARTS])]
         self.size, self.n_frames = size, n_frames
         self.last: dict = {}
 
@@ -114,11 +118,13 @@ class GeneratorSource:
         st, gs = int(rng.choice(self.steps)), float(rng.choice(self.guidance))
         sampler = str(rng.choice(self.samplers))  # drawn last: the step and guidance draws of a seed are unchanged
         interval = self.intervals[int(rng.integers(len(self.intervals)))]
+        # drawn after the others, and only when there is a choice, so the earlier draws of a seed stay as they were
+        restarts = self.restarts[int(rng.integers(len(self.restarts)))] if len(self.restarts) > 1 else self.restarts[0]
         self.last = {"steps": st, "guidance": gs, "sampler": sampler, "guidance_interval": list(interval),
-                     "precision": self.pipe.precision}
+                     "restarts": restarts, "precision": self.pipe.precision}
         return self.pipe(prompt, num_frames=self.n_frames, height=self.size, width=self.size,
                          num_inference_steps=st, guidance_scale=gs, seed=seed, watermark=False, sampler=sampler,
-                         guidance_interval=interval)
+                         guidance_interval=interval, restarts=restarts)
 
 
 class StandInSource:

@@ -350,6 +350,27 @@ def test_generator_source_draws_the_guidance_interval_per_clip_from_its_seed():
     assert not np.array_equal(a, b)
 
 
+def test_generator_source_draws_the_restarts_per_clip_from_its_seed():
+    from generator.defaults import DEFAULT_RESTARTS
+    from generator.weights import DIT_FILE, VAE_FILE
+
+    if not (DIT_FILE.exists() and VAE_FILE.exists()):
+        pytest.skip("no shipped generator checkpoint")
+    kw = dict(steps=[8], guidance=[4.0], samplers=["euler"], precision="32-true")
+    other = 0 if DEFAULT_RESTARTS else 1
+    src, plain = D.GeneratorSource(restarts=[other, DEFAULT_RESTARTS], **kw), D.GeneratorSource(**kw)
+    drawn = {}
+    for seed in range(8):
+        src("a red ball falls", seed)
+        drawn[seed] = src.last["restarts"]
+    assert set(drawn.values()) == {other, DEFAULT_RESTARTS}
+    # the restarts reach the sampler, and a clip drawn with the default count is the default pipeline's clip
+    a, b = (next(s for s in drawn if drawn[s] == k) for k in (other, DEFAULT_RESTARTS))
+    assert not np.array_equal(src("a red ball falls", a), plain("a red ball falls", a))
+    assert np.array_equal(src("a red ball falls", b), plain("a red ball falls", b))
+    assert plain.last["restarts"] == DEFAULT_RESTARTS
+
+
 def test_scan_shipped_checkpoint(clips):
     """The shipped weights: a real clip gives no evidence; an unsigned, unwatermarked synthetic clip of the
     kind `daas generate` makes by default (the shipped generator's output, 8 Heun steps, guidance 4, a world
