@@ -94,8 +94,8 @@ class GeneratorSource:
     """Synthetic clips from the generator (no watermark), drawing step count, guidance scale, sampler, guidance
     interval and number of restarts per clip from its seed. (Detector v3 was trained on Euler clips only:
     samplers=("euler",) rebuilds its data.) `precision`: the DiT's (the pipeline's default when None); `restarts`:
-    counts of the pipeline's restart (generator.flow.moves) to draw from, 0 for none (the default count when None,
-    which rebuilds the data of v7 and earlier with restarts=(0,))."""
+    counts of the pipeline's restart (generator.flow.moves) to draw from, 0 for none (None: the pipeline's default
+    count; restarts=(0,) rebuilds the data of v7 and earlier)."""
 
     def __init__(self, steps: Iterable[int] = (8, 12, 16, 24), guidance: Iterable[float] = (2.0, 3.0, 4.0, 5.0),
                  checkpoint: str | None = None, size: int = 64, n_frames: int = 17, vae_checkpoint: str | None = None,
