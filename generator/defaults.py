@@ -21,7 +21,8 @@ DEFAULT_GUIDANCE_INTERVAL = (0.4, 1.0)
 # Restart sampling (generator.flow.moves): at t = .643 the sample is noised back up to t = .9 and the three steps
 # between are sampled again, once (6 more DiT evaluations, 21 in all). Chosen in session 19 on the same 192 `val`
 # clips, against 56.2% / 81.5% for none (all checks / permanence): (.643, .9) once 60.9% / 84.4%, (.75, .9) once
-# 58.3% / 82.7% and twice 56.8% / 82.1%, (.833, .955) once 58.3% / 79.8%; the test figures are in the model card.
+# 58.3% / 82.7% and twice 56.8% / 82.1%, (.833, .955) once 58.3% / 79.8%; session 20: (.5, .9) once 55.7% / 79.8%.
+# The test figures are in the model card.
 DEFAULT_RESTART = (0.643, 0.9)
 DEFAULT_RESTARTS = 1
 # The DiT's precision: bf16 autocast where the CPU has native bf16, else fp32 (why: generator/pipeline.py)
