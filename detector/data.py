@@ -118,8 +118,8 @@ class GeneratorSource:
         st, gs = int(rng.choice(self.steps)), float(rng.choice(self.guidance))
         sampler = str(rng.choice(self.samplers))  # drawn last: the step and guidance draws of a seed are unchanged
         interval = self.intervals[int(rng.integers(len(self.intervals)))]
-        # drawn after the others, and only when there is a choice, so the earlier draws of a seed stay as they were
-        restarts = self.restarts[int(rng.integers(len(self.restarts)))] if len(self.restarts) > 1 else self.restarts[0]
+        # drawn after the others, so the draws of a seed made before restarts existed stay as they were
+        restarts = self.restarts[int(rng.integers(len(self.restarts)))]
         self.last = {"steps": st, "guidance": gs, "sampler": sampler, "guidance_interval": list(interval),
                      "restarts": restarts, "precision": self.pipe.precision}
         return self.pipe(prompt, num_frames=self.n_frames, height=self.size, width=self.size,

@@ -395,7 +395,7 @@ class DiTModule(L.LightningModule):
             return out
 
         loss = flow_loss(dit, x0, text, mask, cond, cmask, shift=self.cfg.train.timestep_shift,
-                             time_range=self.cfg.train.time_range)
+                         time_range=self.cfg.train.time_range)
         aux = self.aux_loss(hidden["h"], batch["objects"])
         self.log("train/loss", loss, prog_bar=True)
         self.log("train/aux", aux)

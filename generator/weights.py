@@ -57,13 +57,19 @@ def torch_save_atomic(obj, path: str | Path) -> Path:
 INT8_SCALE = ".int8_scale"  # suffix of the per-row scales of a tensor stored in int8
 
 
+def _is_linear_weight(v: torch.Tensor, min_numel: int = 4096) -> bool:
+    """A 2-D float tensor of at least `min_numel` elements: the linear layers' weights, which int8 and the
+    experts' low-rank differences store specially (everything else is kept whole)."""
+    return v.is_floating_point() and v.ndim == 2 and v.numel() >= min_numel
+
+
 def quantize_int8(state_dict: dict, min_numel: int = 4096) -> dict:
     """Weight-only int8: every 2-D float tensor of at least `min_numel` elements (the linear layers' weights)
     becomes int8 with one fp16 scale per output row (absmax / 127), stored beside it as `<name>.int8_scale`;
     the rest is left as it is. Half the bytes of fp16; each weight is off by at most half its row's step."""
     out = {}
     for k, v in state_dict.items():
-        if v.is_floating_point() and v.ndim == 2 and v.numel() >= min_numel:
+        if _is_linear_weight(v, min_numel):
             w = v.detach().float()
             scale = (w.abs().amax(1) / 127).clamp_min(1e-8).half()
             out[k] = torch.round(w / scale.float()[:, None]).clamp(-127, 127).to(torch.int8)
@@ -250,7 +256,7 @@ def save_dit_expert(path: str | Path, expert_state: dict, base: str | Path, time
     out, kept = {}, {}
     for k, w in expert_state.items():
         w = w.detach().float().cpu()
-        if w.ndim == 2 and w.numel() >= 4096:  # as quantize_int8: the linear layers' weights
+        if _is_linear_weight(w):
             u, s, vh = torch.linalg.svd(w - base_sd[k], full_matrices=False)
             r = min(rank, s.numel())
             out[k + LOW_RANK_B] = u[:, :r] * s[:r].sqrt()
