@@ -105,12 +105,16 @@ class GeneratorSource:
         from generator import load_pipeline
         from generator.defaults import DEFAULT_GUIDANCE_INTERVAL, DEFAULT_RESTARTS
 
-        kw = {} if precision is None else {"precision": precision}
-        self.pipe = load_pipeline(checkpoint, vae_checkpoint=vae_checkpoint, **kw)
         self.steps, self.guidance, self.samplers = list(steps), list(guidance), list(samplers)
         self.intervals = [tuple(map(float, i)) for i in (guidance_intervals or [DEFAULT_GUIDANCE_INTERVAL])]
         self.restarts = [int(k) for k in (restarts if restarts is not None else [DEFAULT_RESTARTS])]
+        for name, options in (("steps", self.steps), ("guidance", self.guidance), ("samplers", self.samplers),
+                              ("restarts", self.restarts)):
+            if not options:  # each clip draws one of each: an empty list has nothing to draw
+                raise ValueError(f"GeneratorSource: {name} is empty")
         self.size, self.n_frames = size, n_frames
+        kw = {} if precision is None else {"precision": precision}
+        self.pipe = load_pipeline(checkpoint, vae_checkpoint=vae_checkpoint, **kw)
         self.last: dict = {}
 
     def __call__(self, prompt: str, seed: int) -> np.ndarray:

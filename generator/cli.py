@@ -91,7 +91,7 @@ def _parse_interval(text: str, option: str) -> tuple[float, float]:
     try:
         lo, hi = (float(v) for v in text.split(","))
     except ValueError:
-        raise DaasError(f"{option} takes LO,HI (two times in [0, 1]), got {text!r}") from None
+        raise DaasError(f"{option} takes LO,HI (two times, such as 0.4,1), got {text!r}") from None
     return lo, hi
 
 

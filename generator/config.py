@@ -175,7 +175,7 @@ class TrainConfig:
     # schedule (training.TimeBudget), e.g. for a GPU lent for minutes
     time_budget_s: float = 0.0
     # DiT: write the EMA's shipped fp16 weights every this many steps (0 = never) to export_to (default
-    # run_dir/export.safetensors)
+    # run_dir/export.safetensors; a "{step}" in it keeps every export under its own name)
     export_every: int = 0
     export_to: str = ""
 

@@ -485,10 +485,11 @@ class TimeBudget(L.Callback):
 
 class ExportEvery(L.Callback):
     """Write the EMA DiT's shipped fp16 weights every `every` steps and at the end (atomically), so a run cut
-    short (a lent machine taken back) still leaves its latest weights."""
+    short (a lent machine taken back) still leaves its latest weights. A `{step}` in the path names each export
+    by its step, so that the run keeps every one (to compare them later) instead of only the latest."""
 
     def __init__(self, every: int, out: str | Path):
-        self.every, self.out = every, Path(out)
+        self.every, self.out = every, str(out)
         self.meta = None  # weights.dit_meta, made at the first export
 
     def _export(self, trainer, module) -> None:
@@ -496,8 +497,9 @@ class ExportEvery(L.Callback):
             from .weights import dit_meta, save_dit_weights
 
             self.meta = self.meta or dit_meta(module.cfg)
-            save_dit_weights(self.meta, module.ema.state_dict(), trainer.global_step, self.out)
-            print(f"exported step {trainer.global_step} -> {self.out}", flush=True)
+            out = Path(self.out.replace("{step}", str(trainer.global_step)))
+            save_dit_weights(self.meta, module.ema.state_dict(), trainer.global_step, out)
+            print(f"exported step {trainer.global_step} -> {out}", flush=True)
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
         if trainer.global_step % self.every == 0:

@@ -371,6 +371,12 @@ def test_generator_source_draws_the_restarts_per_clip_from_its_seed():
     assert plain.last["restarts"] == DEFAULT_RESTARTS
 
 
+@pytest.mark.parametrize("empty", ["steps", "guidance", "samplers", "restarts"])
+def test_generator_source_refuses_an_empty_list_to_draw_from(empty):
+    with pytest.raises(ValueError, match=f"GeneratorSource: {empty} is empty"):
+        D.GeneratorSource(**{empty: []})
+
+
 def test_scan_shipped_checkpoint(clips):
     """The shipped weights: a real clip gives no evidence; an unsigned, unwatermarked synthetic clip of the
     kind `daas generate` makes by default (the shipped generator's output, 8 Heun steps, guidance 4, a world

@@ -901,6 +901,18 @@ def test_a_run_exports_its_ema_weights_every_n_steps(tmp_path):
         assert torch.equal(v, ema[k].half().float()), k
 
 
+def test_a_step_in_the_export_path_keeps_every_export(tmp_path):
+    from generator.train import main
+    from generator.weights import load_dit
+
+    run = tmp_path / "run"
+    out = tmp_path / "exp_{step}.safetensors"
+    cfg = _tiny_dit_yaml(tmp_path, run, "roll", f"max_steps: 5, export_every: 2, export_to: '{out}', val_every: 100")
+    main(["dit", "--config", str(cfg)])
+    assert sorted(p.name for p in tmp_path.glob("exp_*")) == [f"exp_{k}.safetensors" for k in (2, 4, 5)]
+    assert [load_dit(tmp_path / f"exp_{k}.safetensors")[1]["step"] for k in (2, 4, 5)] == [2, 4, 5]
+
+
 def test_int8_weights_load_within_half_a_step_and_halve_the_file(tmp_path):
     """save_weights(int8=True): linear layers' weights in int8 with a scale per row, read back as floats within
     half a quantisation step; small and 1-D tensors stay fp16; the model computes nearly the same."""
