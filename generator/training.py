@@ -252,17 +252,20 @@ class LatentDataModule(L.LightningDataModule):
 
 
 def _schedule(optimizer, t) -> torch.optim.lr_scheduler.LambdaLR:
-    """Linear warm-up, then constant or cosine decay (from decay_start on, if later); a function of the
-    absolute step, so a resumed run may change its schedule."""
+    """lr 0 for moments_warmup_steps (AdamW's moments fill up), linear warm-up, then constant or cosine decay
+    (from decay_start on, if later); a function of the absolute step, so a resumed run may change its schedule."""
     if t.lr_schedule not in ("constant", "cosine"):
         raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {t.lr_schedule!r}")
+    hold = t.moments_warmup_steps
 
     def factor(step: int) -> float:
-        if step < t.warmup_steps:
-            return (step + 1) / t.warmup_steps
+        if step < hold:
+            return 0.0
+        if step < hold + t.warmup_steps:
+            return (step - hold + 1) / t.warmup_steps
         if t.lr_schedule == "constant":
             return 1.0
-        start = max(t.warmup_steps, t.decay_start)
+        start = max(hold + t.warmup_steps, t.decay_start)
         progress = min(1.0, max(0, step - start) / max(1, t.max_steps - start))
         return t.min_lr_ratio + (1 - t.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 

@@ -402,6 +402,31 @@ def test_cosine_schedule_warms_up_then_decays_to_its_floor():
     g = _schedule(torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0), t).lr_lambdas[0]
     assert g(5) == pytest.approx(0.6) and g(30) == g(60) == pytest.approx(1.0)
     assert g(80) == pytest.approx(0.55) and g(100) == g(150) == pytest.approx(0.1)
+    # moments_warmup_steps: lr 0 first, then the same warm-up and cosine, later by as many steps
+    t = TrainConfig(max_steps=100, warmup_steps=10, lr_schedule="cosine", min_lr_ratio=0.1, moments_warmup_steps=20)
+    h = _schedule(torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0), t).lr_lambdas[0]
+    assert h(0) == h(19) == 0.0 and h(20) == pytest.approx(0.1) and h(29) == h(30) == pytest.approx(1.0)
+    assert h(65) == pytest.approx(0.55) and h(100) == pytest.approx(0.1)
+
+
+def test_moments_warmup_fills_adam_state_without_moving_the_weights(tmp_path):
+    """A run that starts from another run's weights with moments_warmup_steps keeps those weights while AdamW's
+    moment estimates fill up, then trains."""
+    from generator.train import main
+
+    first = tmp_path / "first"
+    main(["dit", "--config", str(_tiny_dit_yaml(tmp_path, first, "roll", "max_steps: 2, val_every: 100"))])
+    init = first / "checkpoints" / "last.ckpt"
+    start = torch.load(init, map_location="cpu", weights_only=False)["state_dict"]
+    for steps, moved in ((3, False), (5, True)):
+        run = tmp_path / f"second_{steps}"
+        main(["dit", "--config", str(_tiny_dit_yaml(tmp_path, run, "roll", f"max_steps: {steps}, val_every: 100, "
+                                                    f"moments_warmup_steps: 3, init_from: {init}"))])
+        blob = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+        same = all(torch.equal(v, start[k]) for k, v in blob["state_dict"].items() if k.startswith("dit."))
+        assert same != moved
+        state = blob["optimizer_states"][0]["state"]
+        assert state and all(float(s["exp_avg_sq"].sum()) > 0 for s in state.values() if s["exp_avg_sq"].numel() > 8)
 
 
 @pytest.mark.slow
