@@ -121,8 +121,8 @@ class TrainConfig:
     warmup_steps: int = 100
     # steps at lr 0 before the warm-up: they only fill AdamW's moment estimates. A run that starts from another
     # run's weights without its optimizer state (train.init_from) otherwise begins with steps of about lr on
-    # every weight, whatever its gradient (Adam's first update is lr * sign(g)), and leaves a trained model's
-    # minimum before the estimates settle (session 18: the val loss rose 0.209 -> 0.214 in 50 steps)
+    # every weight, whatever its gradient (Adam's first update is lr * sign(g)). Generator model card, session 21:
+    # with 40 such steps, a continued run's val loss still rose once the lr did (re-warming a cooled model)
     moments_warmup_steps: int = 0
     grad_clip: float = 1.0
     # "auto": bf16-mixed where the hardware computes bf16 natively (a CUDA GPU with bf16, a CPU with AVX512-BF16
