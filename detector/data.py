@@ -106,10 +106,11 @@ class GeneratorSource:
         from generator.defaults import DEFAULT_GUIDANCE_INTERVAL, DEFAULT_RESTARTS
 
         self.steps, self.guidance, self.samplers = list(steps), list(guidance), list(samplers)
-        self.intervals = [tuple(map(float, i)) for i in (guidance_intervals or [DEFAULT_GUIDANCE_INTERVAL])]
+        self.intervals = [tuple(map(float, i)) for i in (guidance_intervals if guidance_intervals is not None
+                                                          else [DEFAULT_GUIDANCE_INTERVAL])]
         self.restarts = [int(k) for k in (restarts if restarts is not None else [DEFAULT_RESTARTS])]
         for name, options in (("steps", self.steps), ("guidance", self.guidance), ("samplers", self.samplers),
-                              ("restarts", self.restarts)):
+                              ("guidance_intervals", self.intervals), ("restarts", self.restarts)):
             if not options:  # each clip draws one of each: an empty list has nothing to draw
                 raise ValueError(f"GeneratorSource: {name} is empty")
         self.size, self.n_frames = size, n_frames

@@ -371,7 +371,7 @@ def test_generator_source_draws_the_restarts_per_clip_from_its_seed():
     assert plain.last["restarts"] == DEFAULT_RESTARTS
 
 
-@pytest.mark.parametrize("empty", ["steps", "guidance", "samplers", "restarts"])
+@pytest.mark.parametrize("empty", ["steps", "guidance", "samplers", "guidance_intervals", "restarts"])
 def test_generator_source_refuses_an_empty_list_to_draw_from(empty):
     with pytest.raises(ValueError, match=f"GeneratorSource: {empty} is empty"):
         D.GeneratorSource(**{empty: []})
