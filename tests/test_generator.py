@@ -995,7 +995,8 @@ def test_time_budget_sets_the_end_of_the_schedule_from_the_step_rate(monkeypatch
     assert trainer.should_stop
 
 
-@pytest.mark.parametrize("key", ["train.time_budget_s=-5", "train.export_every=-1", "train.time_budget_s=.nan"])
+@pytest.mark.parametrize("key", ["train.time_budget_s=-5", "train.export_every=-1", "train.time_budget_s=.nan",
+                                 "train.moments_warmup_steps=-1"])
 def test_negative_budget_or_export_interval_is_refused_before_any_work(tmp_path, key, monkeypatch, capsys):
     from daas.cli import main
 
