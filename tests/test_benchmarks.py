@@ -443,6 +443,15 @@ def test_dit_quality_pools_several_seeds_per_prompt_and_says_what_any_seed_reach
         dit_quality(pipe, 2, split="test", seeds_per_prompt=0)
 
 
+def test_generator_quality_refuses_zero_seeds_per_prompt_before_any_work(tmp_path, capsys):
+    from benchmarks.generator_quality import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["--out", str(tmp_path / "x"), "--seeds-per-prompt", "0"])
+    assert e.value.code == 2 and "--seeds-per-prompt must be at least 1" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
 def test_vae_quality_counts_objects_a_decoder_loses_in_later_frames():
     from benchmarks.generator_quality import vae_quality
 
