@@ -417,27 +417,31 @@ def test_generator_quality_writes_its_report_into_a_new_folder(tmp_path):
 
 def test_dit_quality_pools_several_seeds_per_prompt_and_says_what_any_seed_reaches():
     from benchmarks.generator_quality import SEED_STRIDE, dit_quality
-    from world import make_clip
+    from world import make_clip, split_seeds
 
-    class FirstSeedOnly:  # the world's own clip for a prompt's first seed, a frozen frame for the others
+    class Stub:  # the world's own clip (which passes) for a prompt's first seed, a frozen frame for later seeds
         fps, precision = 8.0, "32-true"
 
-        def __init__(self):
-            self.seeds = []
+        def __init__(self, always_real=()):
+            self.seeds, self.always_real = [], set(always_real)
 
         def __call__(self, prompt, seed, **kw):
             self.seeds.append(seed)
             frames = make_clip(seed % SEED_STRIDE).frames
-            return frames if seed < SEED_STRIDE else np.broadcast_to(frames[:1], frames.shape).copy()
+            real = seed < SEED_STRIDE or seed % SEED_STRIDE in self.always_real
+            return frames if real else np.broadcast_to(frames[:1], frames.shape).copy()
 
-    pipe = FirstSeedOnly()
+    first, second = split_seeds("test", 2)
+    pipe = Stub(always_real=[first])  # the first prompt passes with all 3 seeds, the second with 1
     res = dit_quality(pipe, 2, split="test", offset=0, seeds_per_prompt=3)
     assert len(res["rows"]) == 6 and len(set(pipe.seeds)) == 6  # every sample has its own noise
-    assert sorted({r["seed"] for r in res["rows"]}) == sorted({s % SEED_STRIDE for s in pipe.seeds})
-    assert res["prompt_all_checks_pass"] == pytest.approx(1 / 3)  # only the real clips pass
+    assert sorted({r["seed"] for r in res["rows"]}) == [first, second]
+    assert sorted({s % SEED_STRIDE for s in pipe.seeds}) == [first, second]
+    assert res["prompt_all_checks_pass"] == pytest.approx(4 / 6)
     assert res["any_seed_prompt_all_checks_pass"] == 1.0  # every prompt passes with one of its seeds
-    assert res["prompt_all_checks_pass_se"] == 0.0  # each prompt passes with exactly one seed of three
-    one = dit_quality(FirstSeedOnly(), 2, split="test", offset=0)
+    # prompts are the unit: per-prompt shares 1 and 1/3, sample std 0.471, over sqrt(2) prompts
+    assert res["prompt_all_checks_pass_se"] == pytest.approx(np.std([1, 1 / 3], ddof=1) / np.sqrt(2))
+    one = dit_quality(Stub(), 2, split="test", offset=0)
     assert one["prompt_all_checks_pass"] == 1.0 and "any_seed_prompt_all_checks_pass" not in one
     with pytest.raises(ValueError, match="at least 1"):
         dit_quality(pipe, 2, split="test", seeds_per_prompt=0)
