@@ -164,6 +164,9 @@ class TrainConfig:
     # into the range. A high-noise expert (generator.pipeline: `expert`, eDiff-I / Wan 2.2's mixture of denoisers by
     # noise level) is a copy of the DiT trained on [0.8, 1], where a clip's objects are laid out
     time_range: tuple[float, float] = (0.0, 1.0)
+    # DiT: weight of the temporal-difference term of the flow loss (generator.flow.flow_loss; 0 = off): errors
+    # that change from one latent frame to the next, such as an object missing for a frame, cost more
+    temporal_loss_weight: float = 0.0
     accelerator: str = "cpu"
     devices: int = 1
     strategy: str = "auto"
@@ -198,6 +201,8 @@ class TrainConfig:
             lo = hi = math.nan
         if not 0.0 <= lo < hi <= 1.0:
             raise ValueError(f"train.time_range must be [lo, hi] with 0 <= lo < hi <= 1, got {list(self.time_range)}")
+        if not (math.isfinite(self.temporal_loss_weight) and self.temporal_loss_weight >= 0):
+            raise ValueError(f"train.temporal_loss_weight must be >= 0 (0 = off), got {self.temporal_loss_weight}")
         if self.moments_warmup_steps < 0:
             raise ValueError(f"train.moments_warmup_steps must be >= 0, got {self.moments_warmup_steps}")
         if not (math.isfinite(self.time_budget_s) and self.time_budget_s >= 0) or self.export_every < 0:

@@ -388,7 +388,8 @@ class DiTModule(L.LightningModule):
         cond, cmask = (self._frame_condition(x0) if self.cfg.model.frame_cond else (None, None))
         if self.aux is None:
             loss = flow_loss(self.dit, x0, text, mask, cond, cmask, shift=self.cfg.train.timestep_shift,
-                             time_range=self.cfg.train.time_range)
+                             time_range=self.cfg.train.time_range,
+                             temporal_weight=self.cfg.train.temporal_loss_weight)
             self.log("train/loss", loss, prog_bar=True)
             return loss
         hidden = {}
@@ -398,7 +399,8 @@ class DiTModule(L.LightningModule):
             return out
 
         loss = flow_loss(dit, x0, text, mask, cond, cmask, shift=self.cfg.train.timestep_shift,
-                         time_range=self.cfg.train.time_range)
+                         time_range=self.cfg.train.time_range,
+                         temporal_weight=self.cfg.train.temporal_loss_weight)
         aux = self.aux_loss(hidden["h"], batch["objects"])
         self.log("train/loss", loss, prog_bar=True)
         self.log("train/aux", aux)

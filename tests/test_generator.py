@@ -1135,6 +1135,39 @@ def test_training_time_range_maps_the_usual_times_into_it():
             TrainConfig(time_range=bad)
 
 
+def test_temporal_loss_term_charges_errors_that_change_between_latent_frames():
+    torch.manual_seed(0)
+    x0 = torch.randn(3, 4, 5, 2, 2)  # [B, C, latent frames, h, w]
+    steady = torch.randn(3, 4, 1, 2, 2).expand_as(x0)  # the same error in every frame
+    flicker = torch.randn_like(x0)
+
+    def off_by(err):  # a model whose velocity is exactly `err` away from the truth
+        return lambda xt, t, *_: (xt - (1 - t.view(-1, 1, 1, 1, 1)) * x0) / t.view(-1, 1, 1, 1, 1) - x0 + err
+
+    t = torch.full((3,), 0.5)
+    for err in (steady, flicker):
+        plain = flow_loss(off_by(err), x0, None, None, t=t)
+        assert plain.item() == pytest.approx(err.pow(2).mean().item(), rel=1e-4)
+        weighted = flow_loss(off_by(err), x0, None, None, t=t, temporal_weight=2.0)
+        jumps = (err[:, :, 1:] - err[:, :, :-1]).pow(2).mean().item()
+        assert weighted.item() == pytest.approx(plain.item() + 2.0 * jumps, rel=1e-4)
+    assert flow_loss(off_by(steady), x0, None, None, t=t, temporal_weight=2.0).item() == pytest.approx(
+        steady.pow(2).mean().item(), rel=1e-4)  # a steady error costs no more
+    # given frames (conditioning) are left out of both terms: only jumps between generated frames count
+    cmask = torch.zeros(3, 1, 5, 1, 1)
+    cmask[:, :, :2] = 1
+    err = flicker.clone()
+    err[:, :, :2] = 100.0  # whatever the model says at given frames
+    got = flow_loss(off_by(err), x0, None, None, cond=torch.zeros_like(x0), cond_mask=cmask, t=t, temporal_weight=1.0)
+    gen = err[:, :, 2:]
+    want = gen.pow(2).mean() + (gen[:, :, 1:] - gen[:, :, :-1]).pow(2).mean()
+    assert got.item() == pytest.approx(want.item(), rel=1e-4)
+    assert TrainConfig(temporal_loss_weight=0.5).temporal_loss_weight == 0.5
+    for bad in (-0.1, float("nan")):
+        with pytest.raises(ValueError, match="temporal_loss_weight"):
+            TrainConfig(temporal_loss_weight=bad)
+
+
 EXPERT_DIT = DiTConfig(width=64, depth=2, heads=2, mlp_ratio=2.0)  # wide enough for int8 and low-rank layers
 
 
