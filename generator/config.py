@@ -257,8 +257,9 @@ class DiTTrainConfig:
                 raise ValueError("train.aux_weight needs a DiT patch of 1 x n x n")
 
 
-def _fill(cls, values: dict):
-    """A dataclass from a dict, recursively, refusing unknown keys (a typo must not pass silently)."""
+def _fill(cls, values: dict, prefix: str = ""):
+    """A dataclass from a dict, recursively, refusing unknown keys (a typo must not pass silently) and values of
+    the wrong kind (named by their key as in the YAML: `train.lr`)."""
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = set(values) - set(fields)
     if unknown:
@@ -269,12 +270,40 @@ def _fill(cls, values: dict):
         if dataclasses.is_dataclass(default):
             if not isinstance(v or {}, dict):
                 raise ValueError(f"{cls.__name__}.{name} is a section of keys, got {v!r}")
-            kw[name] = _fill(type(default), v or {})
+            kw[name] = _fill(type(default), v or {}, f"{prefix}{name}.")
         elif isinstance(default, tuple):
             kw[name] = tuple(v)
         else:
-            kw[name] = v
+            kw[name] = _scalar(prefix + name, default, v)
     return cls(**kw)
+
+
+def _scalar(key: str, default, v):
+    """`v` as the type of the field's default (a number where a number belongs: `--set train.lr=abc` must stop
+    with one line, not fail later inside the training); other kinds of field pass unchanged."""
+    if isinstance(default, bool):
+        ok = isinstance(v, bool)
+        kind = "true or false"
+    elif isinstance(default, int):
+        ok = isinstance(v, int) and not isinstance(v, bool)
+        kind = "a whole number"
+    elif isinstance(default, float):
+        if isinstance(v, str):  # YAML 1.1 reads 3e-4 (no dot) as text
+            try:
+                v = float(v)
+            except ValueError:
+                pass
+        ok = isinstance(v, (int, float)) and not isinstance(v, bool)
+        v = float(v) if ok else v
+        kind = "a number"
+    elif isinstance(default, str):
+        ok = isinstance(v, str)
+        kind = "text"
+    else:
+        return v
+    if not ok:
+        raise ValueError(f"{key} must be {kind}, got {v!r}")
+    return v
 
 
 def load_config(path: str | Path, cls, overrides: Sequence[str] = ()):

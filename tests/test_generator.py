@@ -810,6 +810,17 @@ def test_config_overrides_on_the_command_line(tmp_path):
             load_config(p, DiTTrainConfig, [bad])
     with pytest.raises(ValueError, match="unknown TrainConfig keys: foo"):  # the entry point passes --set through
         main(["dit", "--config", str(p), "--set", "train.foo=1"])
+    # values of the wrong kind stop at load time, named as typed; YAML 1.1's text "3e-4" is read as the number
+    assert load_config(p, DiTTrainConfig, ["train.lr=3e-4", "train.ema_decay=1"]).train.lr == 3e-4
+    assert isinstance(load_config(p, DiTTrainConfig, ["train.ema_decay=1"]).train.ema_decay, float)
+    for bad, message in (("train.lr=abc", "train.lr must be a number, got 'abc'"),
+                         ("train.timestep_shift=fast", "train.timestep_shift must be a number"),
+                         ("train.max_steps=1.5", "train.max_steps must be a whole number"),
+                         ("model.depth=true", "model.depth must be a whole number"),
+                         ("train.compile=maybe", "train.compile must be true or false"),
+                         ("train.run_dir=7", "train.run_dir must be text")):
+        with pytest.raises(ValueError, match=message):
+            load_config(p, DiTTrainConfig, [bad])
 
 
 def test_bucket_shares_and_cache_names():
