@@ -264,9 +264,9 @@ def _fill(cls, values: dict, prefix: str = ""):
     unknown = set(values) - set(fields)
     if unknown:
         raise ValueError(f"unknown {cls.__name__} keys: {', '.join(sorted(unknown))}")
-    kw = {}
+    kw, defaults = {}, cls()
     for name, v in values.items():
-        default = getattr(cls(), name)
+        default = getattr(defaults, name)
         if dataclasses.is_dataclass(default):
             if not isinstance(v or {}, dict):
                 raise ValueError(f"{cls.__name__}.{name} is a section of keys, got {v!r}")

@@ -42,13 +42,16 @@ def flow_loss(model: Callable, x0: torch.Tensor, text: torch.Tensor, text_mask: 
     xt = (1 - tt) * x0 + tt * noise
     pred = model(xt, t, text, text_mask, cond, cond_mask)
     e = pred.float() - (noise - x0)
-    w = torch.ones_like(e) if cond_mask is None else (1 - cond_mask).expand_as(e)
-    loss = (e.pow(2) * w).sum() / w.sum().clamp_min(1.0)
+    w = None if cond_mask is None else (1 - cond_mask).expand_as(e)
+    loss = _masked_mean(e.pow(2), w)
     if temporal_weight > 0 and e.shape[2] > 1:
-        pair = w[:, :, 1:] * w[:, :, :-1]  # both frames generated
-        d = (e[:, :, 1:] - e[:, :, :-1]).pow(2)
-        loss = loss + temporal_weight * (d * pair).sum() / pair.sum().clamp_min(1.0)
+        pair = None if w is None else w[:, :, 1:] * w[:, :, :-1]  # both frames generated
+        loss = loss + temporal_weight * _masked_mean((e[:, :, 1:] - e[:, :, :-1]).pow(2), pair)
     return loss
+
+
+def _masked_mean(x: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
+    return x.mean() if w is None else (x * w).sum() / w.sum().clamp_min(1.0)
 
 
 def timesteps(steps: int, shift: float = 1.0) -> torch.Tensor:

@@ -381,15 +381,18 @@ class DiTModule(L.LightningModule):
         mask = torch.arange(T, device=x0.device)[None] < n_given[:, None]
         return x0, mask.to(x0.dtype).view(B, 1, T, 1, 1)
 
+    def _flow_loss(self, model, x0, text, mask, cond, cmask):
+        t = self.cfg.train  # the training loss as configured (validation measures the plain loss)
+        return flow_loss(model, x0, text, mask, cond, cmask, shift=t.timestep_shift, time_range=t.time_range,
+                         temporal_weight=t.temporal_loss_weight)
+
     def training_step(self, batch, _):
         x0 = batch["latent"]
         caps = [("" if torch.rand(()) < self.cfg.train.caption_dropout else c) for c in batch["caption"]]
         text, mask = self.text(caps)
         cond, cmask = (self._frame_condition(x0) if self.cfg.model.frame_cond else (None, None))
         if self.aux is None:
-            loss = flow_loss(self.dit, x0, text, mask, cond, cmask, shift=self.cfg.train.timestep_shift,
-                             time_range=self.cfg.train.time_range,
-                             temporal_weight=self.cfg.train.temporal_loss_weight)
+            loss = self._flow_loss(self.dit, x0, text, mask, cond, cmask)
             self.log("train/loss", loss, prog_bar=True)
             return loss
         hidden = {}
@@ -398,9 +401,7 @@ class DiTModule(L.LightningModule):
             out, hidden["h"] = self.dit(*args, hidden_at=self.cfg.train.aux_block)
             return out
 
-        loss = flow_loss(dit, x0, text, mask, cond, cmask, shift=self.cfg.train.timestep_shift,
-                         time_range=self.cfg.train.time_range,
-                         temporal_weight=self.cfg.train.temporal_loss_weight)
+        loss = self._flow_loss(dit, x0, text, mask, cond, cmask)
         aux = self.aux_loss(hidden["h"], batch["objects"])
         self.log("train/loss", loss, prog_bar=True)
         self.log("train/aux", aux)
