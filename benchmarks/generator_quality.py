@@ -12,6 +12,10 @@
     python -m benchmarks.generator_quality --out generator/weights [--n 64] [--steps 8 --sampler heun] [--checkpoint DIT --vae VAE]
         [--seeds-per-prompt K]
     python -m benchmarks.generator_quality --vae-only runs/vae/checkpoints/last.ckpt --n 40
+    python -m benchmarks.generator_quality --loss-by-family 16 [--checkpoint DIT]
+
+The last is the DiT's denoising error by scene family and noise level on held-out clips (a minute, where the
+figures above take an hour): which families a run should weight, and whether a candidate learnt them.
 """
 from __future__ import annotations
 
@@ -148,6 +152,51 @@ def dit_quality(pipe, n: int = 64, steps: int = DEFAULT_STEPS, guidance: float =
     }
 
 
+LOSS_TIMES = (0.1, 0.3, 0.5, 0.7, 0.85, 0.95)
+
+
+def dit_loss_by_family(pipe, per_family: int = 16, times: tuple[float, ...] = LOSS_TIMES, split: str = "val",
+                       offset: int = 30_000, draws: int = 2, seed: int = 0) -> dict:
+    """The DiT's flow loss (mean squared velocity error, conditioned on each clip's caption, no guidance) on
+    `per_family` clips of every scene family of `split` from `offset` on (beyond the seeds dit_quality reads), at
+    each noise level t in `times`, averaged over `draws` noises. The noises come from `seed` alone, so two
+    checkpoints are compared on the same clips and noises. A family whose loss stays high at every t is one the
+    DiT has not learnt, whatever the sampler does (session 24: `fall` and `topdown`, 2-4x the loss of `roll`)."""
+    from world import make_clip, split_seeds
+    from world.scenes import FAMILIES, sample_spec
+
+    if per_family < 1 or draws < 1 or not times or not all(0 < t <= 1 for t in times):
+        raise ValueError("per_family and draws must be >= 1 and every time in (0, 1]")
+    chosen: dict[str, list[int]] = {f: [] for f in FAMILIES}
+    for s in split_seeds(split, 100 * per_family * len(FAMILIES), offset=offset):
+        fam = sample_spec(s).family
+        if len(chosen[fam]) < per_family:
+            chosen[fam].append(s)
+        if all(len(v) == per_family for v in chosen.values()):
+            break
+    g = torch.Generator().manual_seed(seed)
+    losses = {}
+    for fam, seeds in chosen.items():
+        clips = [make_clip(s) for s in seeds]
+        with torch.no_grad():
+            z = torch.cat([pipe.encode(np.asarray(c.frames)) for c in clips])
+            text, mask = pipe.text([c.caption for c in clips])
+            row = []
+            for t in times:
+                err = 0.0
+                for _ in range(draws):
+                    noise = torch.randn(z.shape, generator=g)
+                    with pipe.autocast():
+                        v = pipe.denoiser((1 - t) * z + t * noise, torch.full((len(clips),), float(t)), text, mask,
+                                          None, None)
+                    err += (v.float() - (noise - z)).pow(2).mean().item() / draws
+                row.append(err)
+        losses[fam] = row
+    return {"split": split, "offset": offset, "per_family": per_family, "draws": draws, "times": list(times),
+            "precision": pipe.precision, "loss": losses,
+            "mean": [float(np.mean([losses[f][i] for f in losses])) for i in range(len(times))]}
+
+
 def _by_prompt(rows: list[dict], key: str) -> list[list[bool]]:
     out: dict[int, list[bool]] = {}
     for r in rows:
@@ -209,13 +258,18 @@ def main(argv=None) -> None:
     ap.add_argument("--vae", type=Path, help="VAE weights for the pipeline (default: the shipped ones)")
     ap.add_argument("--vae-only", type=Path, metavar="VAE",
                     help="only the VAE figures of this .safetensors or training .ckpt (printed, nothing written)")
+    ap.add_argument("--loss-by-family", type=int, metavar="N",
+                    help="only the DiT's flow loss by scene family and noise level, on N val clips per family "
+                         "(printed, nothing written)")
     args = ap.parse_args(argv)
     if args.seeds_per_prompt < 1:
         ap.error("--seeds-per-prompt must be at least 1")
+    if args.loss_by_family is not None and args.loss_by_family < 1:
+        ap.error("--loss-by-family must be at least 1")
     for p in (args.vae_only, args.checkpoint, args.vae):
         if p is not None and not p.is_file():
             ap.error(f"{p} not found")
-    if not args.vae_only:  # made now, not found missing after minutes of measuring
+    if not (args.vae_only or args.loss_by_family):  # made now, not found missing after minutes of measuring
         try:
             args.out.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -232,6 +286,13 @@ def main(argv=None) -> None:
                    args.guidance_interval, tuple(args.restart), args.restarts)
     except DaasError as e:
         ap.error(str(e))
+    if args.loss_by_family:
+        res = dit_loss_by_family(pipe, args.loss_by_family)
+        print(json.dumps(res), flush=True)
+        print("family      " + "".join(f"  t={t:<5}" for t in res["times"]))
+        for fam, row in [*res["loss"].items(), ("mean", res["mean"])]:
+            print(f"{fam:12s}" + "".join(f"  {v:7.3f}" for v in row))
+        return
     t0 = time.time()
     res = {"checkpoint": pipe.checkpoint, "vae": vae_quality(pipe.vae, args.n)}
     print(json.dumps(res["vae"]), flush=True)

@@ -454,6 +454,55 @@ def test_generator_quality_refuses_zero_seeds_per_prompt_before_any_work(tmp_pat
         main(["--out", str(tmp_path / "x"), "--seeds-per-prompt", "0"])
     assert e.value.code == 2 and "--seeds-per-prompt must be at least 1" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+    with pytest.raises(SystemExit) as e:
+        main(["--out", str(tmp_path / "x"), "--loss-by-family", "0"])
+    assert e.value.code == 2 and "--loss-by-family must be at least 1" in capsys.readouterr().err
+
+
+def test_dit_loss_by_family_puts_each_familys_error_under_its_name():
+    import contextlib
+
+    import torch
+
+    from benchmarks.generator_quality import dit_loss_by_family
+    from world.scenes import FAMILIES
+
+    class Stub:  # latents: a coarse copy of the frames; a denoiser exact on top-view clips, zero elsewhere
+        precision = "32-true"
+
+        def __init__(self):
+            self.z, self.calls = [], 0
+
+        def encode(self, frames):
+            z = torch.from_numpy(np.ascontiguousarray(frames[::4, ::16, ::16])).float().div(127.5).sub(1)
+            self.z.append(z.permute(3, 0, 1, 2)[None])
+            return self.z[-1]
+
+        def text(self, captions):  # called once per family, after its clips are encoded
+            self.batch, self.z = torch.cat(self.z), []
+            self.known = torch.tensor([c.startswith("seen from above") for c in captions]).view(-1, 1, 1, 1, 1)
+            return torch.zeros(len(captions), 1, 4), torch.ones(len(captions), 1)
+
+        def autocast(self):
+            return contextlib.nullcontext()
+
+        def denoiser(self, xt, t, text, mask, cond, cond_mask):
+            self.calls += 1
+            exact = (xt - self.batch) / t.view(-1, 1, 1, 1, 1)  # x_t = (1 - t) z + t n, so v = n - z = (x_t - z) / t
+            return torch.where(self.known, exact, torch.zeros_like(xt))
+
+    stub = Stub()
+    res = dit_loss_by_family(stub, per_family=2, times=(0.3, 0.9), draws=2)
+    assert list(res["loss"]) == list(FAMILIES) and stub.calls == len(FAMILIES) * 2 * 2
+    assert res["loss"]["topdown"] == pytest.approx([0, 0], abs=1e-6)  # the exact family costs nothing
+    for fam in FAMILIES:  # a zero velocity costs E|n - z|^2 = 1 + E z^2 at every t
+        if fam != "topdown":
+            assert all(v > 1 for v in res["loss"][fam]), fam
+    assert res["mean"] == pytest.approx([np.mean([res["loss"][f][i] for f in FAMILIES]) for i in range(2)])
+    again = dit_loss_by_family(Stub(), per_family=2, times=(0.3, 0.9), draws=2)
+    assert again["loss"] == res["loss"]  # the same clips and noises: two checkpoints compare paired
+    with pytest.raises(ValueError, match="every time in"):
+        dit_loss_by_family(stub, per_family=2, times=(0.0,))
 
 
 def test_vae_quality_counts_objects_a_decoder_loses_in_later_frames():
