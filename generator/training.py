@@ -515,6 +515,20 @@ class ExportEvery(L.Callback):
         self._export(trainer, module)
 
 
+class CheckpointAtEnd(L.Callback):
+    """Write last.ckpt where the run stops (max_steps, or the time budget's end) when that step falls between two of
+    the periodic checkpoints: a run resumed later then goes on from there, instead of repeating up to
+    checkpoint_every - 1 steps already trained (and already in its last export). Session 24: a CPU run stopped by
+    its budget at step 593 resumed from step 550."""
+
+    def __init__(self, path: Path, every: int):
+        self.path, self.every = path, every
+
+    def on_train_end(self, trainer, module):
+        if trainer.global_step % self.every:  # on a multiple, the periodic checkpoint holds this step already
+            trainer.save_checkpoint(self.path)  # every rank calls it; the strategy writes once
+
+
 def _trainer(cfg, run_dir: Path, use_distributed_sampler: bool = True, limit_val_batches: int = 4) -> L.Trainer:
     from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger
@@ -538,7 +552,7 @@ def _trainer(cfg, run_dir: Path, use_distributed_sampler: bool = True, limit_val
         # (whose restored callback state names the other folder and would make Lightning write last-v1.ckpt)
         callbacks=[ModelCheckpoint(dirpath=str(run_dir / "checkpoints"), save_last=True, save_top_k=0,
                                    every_n_train_steps=t.checkpoint_every, enable_version_counter=False),
-                   StepPrinter(), *extra],
+                   CheckpointAtEnd(run_dir / "checkpoints" / "last.ckpt", t.checkpoint_every), StepPrinter(), *extra],
         enable_progress_bar=False, enable_model_summary=False, log_every_n_steps=10,
     )
 

@@ -255,6 +255,21 @@ def test_vae_training_resumes_where_it_stopped(tmp_path):
     assert resumed < first  # the loss continues from where it was, it does not start over
 
 
+def test_a_run_that_stops_between_checkpoints_saves_where_it_stopped(tmp_path):
+    """max_steps (or a time budget) may end a run between two periodic checkpoints: its last.ckpt still holds the
+    step it stopped at, so a resumed run does not train those steps again."""
+    from generator.train import main
+
+    run = tmp_path / "run"
+    cfg = _tiny_vae_yaml(tmp_path, run, 7)  # checkpoint_every: 5
+    main(["vae", "--config", str(cfg), "--max-steps", "7"])
+    assert torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["global_step"] == 7
+    main(["vae", "--config", str(cfg), "--max-steps", "12"])
+    blob = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert blob["global_step"] == 12 and blob["optimizer_states"]
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["last.ckpt"]
+
+
 def test_cooldown_branch_of_a_run_keeps_its_step_and_decays(tmp_path):
     """warmup-stable-decay: a copy of a constant-lr run's last.ckpt resumes in another folder with a cosine
     decay from its step (set on the command line); the original run is left as it was."""
