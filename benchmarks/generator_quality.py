@@ -14,8 +14,8 @@
     python -m benchmarks.generator_quality --vae-only runs/vae/checkpoints/last.ckpt --n 40
     python -m benchmarks.generator_quality --loss-by-family 16 [--checkpoint DIT]
 
-The last is the DiT's denoising error by scene family and noise level on held-out clips (a minute, where the
-figures above take an hour): which families a run should weight, and whether a candidate learnt them.
+The last is the DiT's denoising error by scene family and noise level on held-out clips (1-2 minutes on 2 cores,
+where the figures above take 15 or more): which families a run should weight, and whether a candidate learnt them.
 """
 from __future__ import annotations
 
@@ -161,7 +161,7 @@ def dit_loss_by_family(pipe, per_family: int = 16, times: tuple[float, ...] = LO
     `per_family` clips of every scene family of `split` from `offset` on (beyond the seeds dit_quality reads), at
     each noise level t in `times`, averaged over `draws` noises. The noises come from `seed` alone, so two
     checkpoints are compared on the same clips and noises. A family whose loss stays high at every t is one the
-    DiT has not learnt, whatever the sampler does (session 24: `fall` and `topdown`, 2-4x the loss of `roll`)."""
+    DiT has not learnt, whatever the sampler does (session 24: `fall` and `topdown`, 1.8-5.4x `roll`'s loss)."""
     from world import make_clip, split_seeds
     from world.scenes import FAMILIES, sample_spec
 
