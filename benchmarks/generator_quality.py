@@ -164,16 +164,23 @@ def dit_loss_by_family(pipe, per_family: int = 16, times: tuple[float, ...] = LO
     DiT has not learnt, whatever the sampler does (session 24: `fall` and `topdown`, 1.8-5.4x `roll`'s loss)."""
     from world import make_clip, split_seeds
     from world.scenes import FAMILIES, sample_spec
+    from world.splits import SPLITS
 
     if per_family < 1 or draws < 1 or not times or not all(0 < t <= 1 for t in times):
         raise ValueError("per_family and draws must be >= 1 and every time in (0, 1]")
+    lo, hi = SPLITS[split] if split in SPLITS else (0, 0)
     chosen: dict[str, list[int]] = {f: [] for f in FAMILIES}
-    for s in split_seeds(split, 100 * per_family * len(FAMILIES), offset=offset):
+    # families are drawn with about equal odds: 100x the clips needed is never exhausted by chance
+    for s in split_seeds(split, max(0, min(100 * per_family * len(FAMILIES), hi - lo - offset)), offset=offset):
         fam = sample_spec(s).family
         if len(chosen[fam]) < per_family:
             chosen[fam].append(s)
         if all(len(v) == per_family for v in chosen.values()):
             break
+    short = [f for f, v in chosen.items() if len(v) < per_family]
+    if short:
+        raise ValueError(f"split {split!r} from offset {offset} holds fewer than {per_family} clips of "
+                         f"{', '.join(short)}")
     g = torch.Generator().manual_seed(seed)
     losses = {}
     for fam, seeds in chosen.items():
@@ -287,7 +294,10 @@ def main(argv=None) -> None:
     except DaasError as e:
         ap.error(str(e))
     if args.loss_by_family:
-        res = dit_loss_by_family(pipe, args.loss_by_family)
+        try:
+            res = dit_loss_by_family(pipe, args.loss_by_family)
+        except ValueError as e:
+            ap.error(str(e))
         print(json.dumps(res), flush=True)
         print("family      " + "".join(f"  t={t:<5}" for t in res["times"]))
         for fam, row in [*res["loss"].items(), ("mean", res["mean"])]:

@@ -503,6 +503,17 @@ def test_dit_loss_by_family_puts_each_familys_error_under_its_name():
     assert again["loss"] == res["loss"]  # the same clips and noises: two checkpoints compare paired
     with pytest.raises(ValueError, match="every time in"):
         dit_loss_by_family(stub, per_family=2, times=(0.0,))
+    with pytest.raises(ValueError, match="from offset 49995 holds fewer than 2 clips of"):  # 5 seeds left
+        dit_loss_by_family(stub, per_family=2, offset=49_995)
+
+
+def test_loss_by_family_beyond_the_split_is_one_line_not_a_traceback(capsys):
+    from benchmarks.generator_quality import main
+
+    with pytest.raises(SystemExit) as e:  # 5,000 clips of each family: val holds 20,000 clips past offset 30,000
+        main(["--loss-by-family", "5000"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "holds fewer than 5000 clips of" in err and "Traceback" not in err
 
 
 def test_vae_quality_counts_objects_a_decoder_loses_in_later_frames():
