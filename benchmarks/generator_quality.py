@@ -162,16 +162,15 @@ def dit_loss_by_family(pipe, per_family: int = 16, times: tuple[float, ...] = LO
     each noise level t in `times`, averaged over `draws` noises. The noises come from `seed` alone, so two
     checkpoints are compared on the same clips and noises. A family whose loss stays high at every t is one the
     DiT has not learnt, whatever the sampler does (session 24: `fall` and `topdown`, 1.8-5.4x `roll`'s loss)."""
-    from world import make_clip, split_seeds
+    from world import make_clip, split_seeds, split_size
     from world.scenes import FAMILIES, sample_spec
-    from world.splits import SPLITS
 
     if per_family < 1 or draws < 1 or not times or not all(0 < t <= 1 for t in times):
         raise ValueError("per_family and draws must be >= 1 and every time in (0, 1]")
-    lo, hi = SPLITS[split] if split in SPLITS else (0, 0)
     chosen: dict[str, list[int]] = {f: [] for f in FAMILIES}
     # families are drawn with about equal odds: 100x the clips needed is never exhausted by chance
-    for s in split_seeds(split, max(0, min(100 * per_family * len(FAMILIES), hi - lo - offset)), offset=offset):
+    scan = max(0, min(100 * per_family * len(FAMILIES), split_size(split) - offset))
+    for s in split_seeds(split, scan, offset=offset):
         fam = sample_spec(s).family
         if len(chosen[fam]) < per_family:
             chosen[fam].append(s)

@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from world import FAMILIES, PALETTE, SHAPES, SPLITS, Style, make_clip, split_of, split_seeds
+from world import FAMILIES, PALETTE, SHAPES, SPLITS, Style, make_clip, split_of, split_seeds, split_size
 from world.scenes import PROP_COLOURS
 
 SEEDS = range(6)
@@ -381,6 +381,16 @@ def test_split_seeds_are_disjoint():
         split_seeds("val", 10 ** 7)
     with pytest.raises(ValueError):
         split_seeds("nope", 1)
+
+
+def test_split_size_is_the_last_offset_split_seeds_accepts():
+    for name in SPLITS:
+        size = split_size(name)
+        assert len(split_seeds(name, 1, offset=size - 1)) == 1
+        with pytest.raises(ValueError, match=f"holds {size} seeds"):
+            split_seeds(name, 1, offset=size)
+    with pytest.raises(ValueError, match="unknown split"):
+        split_size("nope")
 
 
 # ------------------------------------------------------------------------------------------ data sets

@@ -7,9 +7,9 @@
 from .clip import Clip, make_clip, render_spec
 from .render import Style, render
 from .scenes import CAUSAL_FAMILIES, FAMILIES, PALETTE, SHAPES, Scene, SceneSpec, sample_spec, simulate
-from .splits import SPLITS, split_of, split_seeds
+from .splits import SPLITS, split_of, split_seeds, split_size
 
 __all__ = [
     "Clip", "make_clip", "render_spec", "Style", "render", "FAMILIES", "CAUSAL_FAMILIES", "PALETTE", "SHAPES",
-    "Scene", "SceneSpec", "sample_spec", "simulate", "SPLITS", "split_of", "split_seeds",
+    "Scene", "SceneSpec", "sample_spec", "simulate", "SPLITS", "split_of", "split_seeds", "split_size",
 ]

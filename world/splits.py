@@ -10,13 +10,20 @@ SPLITS: dict[str, tuple[int, int]] = {
 }
 
 
-def split_seeds(split: str, n: int, offset: int = 0) -> range:
-    """n consecutive seeds of a split, starting `offset` seeds into it."""
+def split_size(split: str) -> int:
+    """How many seeds (clips) a split holds."""
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
     lo, hi = SPLITS[split]
+    return hi - lo
+
+
+def split_seeds(split: str, n: int, offset: int = 0) -> range:
+    """n consecutive seeds of a split, starting `offset` seeds into it."""
+    size = split_size(split)
+    lo, hi = SPLITS[split]
     if n < 0 or offset < 0 or lo + offset + n > hi:
-        raise ValueError(f"split {split!r} holds {hi - lo} seeds; asked for {n} from offset {offset}")
+        raise ValueError(f"split {split!r} holds {size} seeds; asked for {n} from offset {offset}")
     return range(lo + offset, lo + offset + n)
 
 
