@@ -180,7 +180,8 @@ class TrainConfig:
     aux_weight: float = 0.0
     aux_block: int = 2
     # a wall-time budget in seconds (0 = none): the measured step rate sets max_steps, and so the end of a cosine
-    # schedule (training.TimeBudget), e.g. for a GPU lent for minutes
+    # schedule (training.TimeBudget), e.g. for a GPU lent for minutes. It replaces max_steps, larger or smaller:
+    # a cooldown branch that must end at a given step sets max_steps and leaves this at 0
     time_budget_s: float = 0.0
     # DiT: write the EMA's shipped fp16 weights every this many steps (0 = never) to export_to (default
     # run_dir/export.safetensors; a "{step}" in it keeps every export under its own name)
