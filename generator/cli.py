@@ -123,7 +123,8 @@ def train(
 
     Example: daas train vae --config configs/vae.yaml
     A cooldown branch of a constant-lr DiT run (after copying runs/dit16t/checkpoints/last.ckpt into
-    runs/dit16t_cd/checkpoints/): daas train dit --config configs/dit_vae16.yaml --set train.run_dir=runs/dit16t_cd
+    runs/dit16t_cd/checkpoints/ and linking runs/dit16t/latents_*.pt into runs/dit16t_cd/, which a new run folder
+    would otherwise encode again): daas train dit --config configs/dit_vae16.yaml --set train.run_dir=runs/dit16t_cd
     --set train.lr_schedule=cosine --set train.decay_start=13500 --set train.max_steps=15000
     """
     if stage not in ("vae", "dit"):
