@@ -21,8 +21,8 @@ def split_size(split: str) -> int:
 def split_seeds(split: str, n: int, offset: int = 0) -> range:
     """n consecutive seeds of a split, starting `offset` seeds into it."""
     size = split_size(split)
-    lo, hi = SPLITS[split]
-    if n < 0 or offset < 0 or lo + offset + n > hi:
+    lo = SPLITS[split][0]
+    if n < 0 or offset < 0 or offset + n > size:
         raise ValueError(f"split {split!r} holds {size} seeds; asked for {n} from offset {offset}")
     return range(lo + offset, lo + offset + n)
 
