@@ -13,9 +13,12 @@
         [--seeds-per-prompt K]
     python -m benchmarks.generator_quality --vae-only runs/vae/checkpoints/last.ckpt --n 40
     python -m benchmarks.generator_quality --loss-by-family 16 [--checkpoint DIT]
+    python -m benchmarks.generator_quality --compare A/quality.json B/quality.json
 
 The last is the DiT's denoising error by scene family and noise level on held-out clips (1-2 minutes on 2 cores,
 where the figures above take 15 or more): which families a run should weight, and whether a candidate learnt them.
+The compare form pairs two candidates' figures measured with the same settings (--n, --seeds-per-prompt, sampler;
+a different --out each), sample by sample: paired_difference.
 """
 from __future__ import annotations
 
@@ -223,6 +226,55 @@ def _any_seed(rows: list[dict], key: str) -> float:
     return float(np.mean([any(v) for v in _by_prompt(rows, key)]))
 
 
+PAIRED_FIGURES = (("prompt_ok", True), ("adherence", True), ("permanence_ok", False))  # (row key, occlusion too)
+
+
+def paired_difference(rows_a: list[dict], rows_b: list[dict]) -> dict:
+    """Two checkpoints measured on the same prompts and sampling seeds (the `rows` of two dit_quality results made
+    with the same n, split, offset, seeds per prompt and sampler), compared as the model card compares candidates:
+    per figure the mean of A and of B and the mean paired difference B - A with its standard error, prompts being
+    the sampled unit (each prompt's difference of its per-seed means). Pairing removes the prompt-to-prompt and
+    noise-to-noise spread that two independent measurements carry, so differences of 1-2 points become visible.
+    Permanence counts occlusion-free prompts only, as dit_quality does."""
+    def keyed(rows: list[dict]) -> dict:
+        # a sample is named by its prompt's seed and its own seed (or its place in a batch of the prompt)
+        return {(r["seed"], r["sample_seed"] if "sample_seed" in r else r["cand"]): r for r in rows}
+
+    a, b = keyed(rows_a), keyed(rows_b)
+    if not a or set(a) != set(b):
+        raise ValueError("the two measurements are not of the same prompts and sampling seeds "
+                         f"({len(a)} and {len(b)} samples, {len(set(a) & set(b))} shared)")
+    out: dict = {"samples": len(a), "prompts": len({k[0] for k in a})}
+    for name, with_occlusion in PAIRED_FIGURES:
+        per_prompt: dict[int, list[tuple[float, float]]] = {}
+        for k, ra in a.items():
+            rb = b[k]
+            if ra[name] is None or rb[name] is None or (not with_occlusion and ra["family"] == "occlusion"):
+                continue
+            per_prompt.setdefault(k[0], []).append((float(ra[name]), float(rb[name])))
+        if not per_prompt:
+            out[name] = None
+            continue
+        ma = np.array([np.mean([x for x, _ in v]) for v in per_prompt.values()])
+        mb = np.array([np.mean([y for _, y in v]) for v in per_prompt.values()])
+        d = mb - ma
+        out[name] = {"prompts": len(d), "a": float(ma.mean()), "b": float(mb.mean()), "diff": float(d.mean()),
+                     "se": float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else 0.0}
+    return out
+
+
+def _read_rows(path: Path) -> list[dict]:
+    """The rows of a quality.json (its `dit.rows`) or of a JSON list of rows."""
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError:
+        raise ValueError(f"{path} is not JSON") from None
+    rows = data["dit"]["rows"] if isinstance(data, dict) else data
+    if not isinstance(rows, list) or not all(isinstance(r, dict) and "seed" in r for r in rows):
+        raise ValueError("no rows of per-sample figures")
+    return rows
+
+
 def contact_sheet(pipe, path: Path, steps: int = DEFAULT_STEPS, guidance: float = DEFAULT_GUIDANCE, seed: int = 0,
                   sampler: str = DEFAULT_SAMPLER, shift: float = DEFAULT_SHIFT,
                   guidance_interval: tuple[float, float] = DEFAULT_GUIDANCE_INTERVAL,
@@ -264,6 +316,8 @@ def main(argv=None) -> None:
     ap.add_argument("--vae", type=Path, help="VAE weights for the pipeline (default: the shipped ones)")
     ap.add_argument("--vae-only", type=Path, metavar="VAE",
                     help="only the VAE figures of this .safetensors or training .ckpt (printed, nothing written)")
+    ap.add_argument("--compare", type=Path, nargs=2, metavar=("A", "B"),
+                    help="paired figures of two quality.json files (or row lists) of the same prompts and seeds")
     ap.add_argument("--loss-by-family", type=int, metavar="N",
                     help="only the DiT's flow loss by scene family and noise level, on N val clips per family "
                          "(printed, nothing written)")
@@ -272,6 +326,18 @@ def main(argv=None) -> None:
         ap.error("--seeds-per-prompt must be at least 1")
     if args.loss_by_family is not None and args.loss_by_family < 1:
         ap.error("--loss-by-family must be at least 1")
+    if args.compare:
+        try:
+            res = paired_difference(*(_read_rows(p) for p in args.compare))
+        except (OSError, ValueError, KeyError, TypeError) as e:  # missing, not JSON, not rows, not paired
+            ap.error(f"cannot compare {args.compare[0]} with {args.compare[1]}: {e}")
+        print(json.dumps(res), flush=True)
+        for name, _ in PAIRED_FIGURES:
+            f = res[name]
+            if f:
+                print(f"{name:14s} prompts {f['prompts']:4d}  A {f['a'] * 100:5.1f}  B {f['b'] * 100:5.1f}  "
+                      f"B - A {f['diff'] * 100:+5.1f} (paired SE {f['se'] * 100:.1f})")
+        return
     for p in (args.vae_only, args.checkpoint, args.vae):
         if p is not None and not p.is_file():
             ap.error(f"{p} not found")

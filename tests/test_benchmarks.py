@@ -447,6 +447,38 @@ def test_dit_quality_pools_several_seeds_per_prompt_and_says_what_any_seed_reach
         dit_quality(pipe, 2, split="test", seeds_per_prompt=0)
 
 
+def test_paired_difference_pairs_samples_by_seed_and_counts_prompts_as_the_unit(tmp_path, capsys):
+    from benchmarks.generator_quality import main, paired_difference
+
+    def rows(ok):  # 3 prompts x 2 sampling seeds; the third prompt is an occlusion clip
+        return [{"seed": s, "sample_seed": s + 10 * j, "family": "occlusion" if s == 3 else "fall",
+                 "prompt_ok": ok[(s, j)], "permanence_ok": ok[(s, j)], "adherence": 0.5 + 0.5 * ok[(s, j)]}
+                for s in (1, 2, 3) for j in (0, 1)]
+
+    a = {(1, 0): 0, (1, 1): 0, (2, 0): 1, (2, 1): 0, (3, 0): 1, (3, 1): 1}
+    b = {(1, 0): 1, (1, 1): 1, (2, 0): 1, (2, 1): 1, (3, 0): 0, (3, 1): 1}
+    res = paired_difference(rows(a), list(reversed(rows(b))))  # the order of rows does not matter
+    assert res["samples"] == 6 and res["prompts"] == 3
+    ok = res["prompt_ok"]  # per-prompt differences 1, 0.5, -0.5
+    assert ok["a"] == pytest.approx(0.5) and ok["b"] == pytest.approx(5 / 6)
+    assert ok["diff"] == pytest.approx(1 / 3) and ok["se"] == pytest.approx(np.std([1, 0.5, -0.5], ddof=1) / np.sqrt(3))
+    perm = res["permanence_ok"]  # the occlusion prompt left out: differences 1 and 0.5
+    assert perm["prompts"] == 2 and perm["diff"] == pytest.approx(0.75)
+    assert res["adherence"]["diff"] == pytest.approx(1 / 6)
+    with pytest.raises(ValueError, match="not of the same prompts"):  # one sample with another noise
+        paired_difference(rows(a), rows(b)[:-1] + [{**rows(b)[-1], "sample_seed": 99}])
+    # the command line reads two quality.json files, or row lists, and refuses what it cannot pair in one line
+    (tmp_path / "a.json").write_text(json.dumps({"dit": {"rows": rows(a)}}))
+    (tmp_path / "b.json").write_text(json.dumps(rows(b)))
+    main(["--compare", str(tmp_path / "a.json"), str(tmp_path / "b.json")])
+    assert "B - A +33.3 (paired SE" in capsys.readouterr().out
+    (tmp_path / "c.json").write_text("not json")
+    with pytest.raises(SystemExit) as e:
+        main(["--compare", str(tmp_path / "a.json"), str(tmp_path / "c.json")])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert e.value.code == 2 and err.endswith("c.json is not JSON") and "Traceback" not in err
+
+
 def test_generator_quality_refuses_zero_seeds_per_prompt_before_any_work(tmp_path, capsys):
     from benchmarks.generator_quality import main
 
