@@ -241,6 +241,8 @@ def paired_difference(rows_a: list[dict], rows_b: list[dict]) -> dict:
         return {(r["seed"], r["sample_seed"] if "sample_seed" in r else r["cand"]): r for r in rows}
 
     a, b = keyed(rows_a), keyed(rows_b)
+    if len(a) != len(rows_a) or len(b) != len(rows_b):
+        raise ValueError("a measurement names one sample twice (the same prompt seed and sampling seed)")
     if not a or set(a) != set(b):
         raise ValueError("the two measurements are not of the same prompts and sampling seeds "
                          f"({len(a)} and {len(b)} samples, {len(set(a) & set(b))} shared)")
@@ -269,7 +271,7 @@ def _read_rows(path: Path) -> list[dict]:
         data = json.loads(path.read_text())
     except json.JSONDecodeError:
         raise ValueError(f"{path} is not JSON") from None
-    rows = data["dit"]["rows"] if isinstance(data, dict) else data
+    rows = (data.get("dit") or {}).get("rows") if isinstance(data, dict) else data
     if not isinstance(rows, list) or not all(isinstance(r, dict) and "seed" in r for r in rows):
         raise ValueError("no rows of per-sample figures")
     return rows

@@ -467,6 +467,8 @@ def test_paired_difference_pairs_samples_by_seed_and_counts_prompts_as_the_unit(
     assert res["adherence"]["diff"] == pytest.approx(1 / 6)
     with pytest.raises(ValueError, match="not of the same prompts"):  # one sample with another noise
         paired_difference(rows(a), rows(b)[:-1] + [{**rows(b)[-1], "sample_seed": 99}])
+    with pytest.raises(ValueError, match="one sample twice"):  # a sample counted twice is not a pairing
+        paired_difference(rows(a) + rows(a)[:1], rows(b) + rows(b)[:1])
     # the command line reads two quality.json files, or row lists, and refuses what it cannot pair in one line
     (tmp_path / "a.json").write_text(json.dumps({"dit": {"rows": rows(a)}}))
     (tmp_path / "b.json").write_text(json.dumps(rows(b)))
