@@ -331,7 +331,9 @@ def main(argv=None) -> None:
     if args.compare:
         try:
             res = paired_difference(*(_read_rows(p) for p in args.compare))
-        except (OSError, ValueError, KeyError, TypeError) as e:  # missing, not JSON, not rows, not paired
+        except KeyError as e:  # a row without a figure the comparison reads
+            ap.error(f"cannot compare {args.compare[0]} with {args.compare[1]}: a row has no {e}")
+        except (OSError, ValueError, TypeError) as e:  # missing, not JSON, not rows, not paired
             ap.error(f"cannot compare {args.compare[0]} with {args.compare[1]}: {e}")
         print(json.dumps(res), flush=True)
         for name, _ in PAIRED_FIGURES:
