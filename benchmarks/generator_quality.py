@@ -11,20 +11,25 @@
 
     python -m benchmarks.generator_quality --out generator/weights [--n 64] [--steps 8 --sampler heun] [--checkpoint DIT --vae VAE]
         [--seeds-per-prompt K]
+    python -m benchmarks.generator_quality --out DIR --split test --n 64 128 --offset 10000 20000 \
+        --seeds-per-prompt 4 --sample-seed-base 5000000 [--checkpoint DIT]
     python -m benchmarks.generator_quality --vae-only runs/vae/checkpoints/last.ckpt --n 40
     python -m benchmarks.generator_quality --loss-by-family 16 [--checkpoint DIT]
     python -m benchmarks.generator_quality --compare A/quality.json B/quality.json
 
 The last is the DiT's denoising error by scene family and noise level on held-out clips (1-2 minutes on 2 cores,
 where the figures above take 15 or more): which families a run should weight, and whether a candidate learnt them.
-The compare form pairs two candidates' figures measured with the same settings (--n, --seeds-per-prompt, sampler;
-a different --out each), sample by sample: paired_difference.
+The second is the protocol of the model card's tables since session 22 (192 prompts of a split, 4 noises each;
+12 minutes a split on 2 cores). The compare form pairs two candidates' figures measured with the same settings
+(--split, --n, --offset, --seeds-per-prompt, --sample-seed-base, sampler; a different --out each), sample by
+sample: paired_difference.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -98,34 +103,49 @@ def vae_quality(vae, n: int = 64) -> dict:
             "reconstruction_permanence_ok_occlusion_free": float(np.mean(perm_ok)) if perm_ok else None}
 
 
-def dit_quality(pipe, n: int = 64, steps: int = DEFAULT_STEPS, guidance: float = DEFAULT_GUIDANCE,
+def dit_quality(pipe, n: int | Sequence[int] = 64, steps: int = DEFAULT_STEPS, guidance: float = DEFAULT_GUIDANCE,
                 sampler: str = DEFAULT_SAMPLER, shift: float = DEFAULT_SHIFT,
-                guidance_interval: tuple[float, float] = DEFAULT_GUIDANCE_INTERVAL, offset: int = 10_000,
-                split: str = "test", restart: tuple[float, float] | None = DEFAULT_RESTART,
-                restarts: int = DEFAULT_RESTARTS, seeds_per_prompt: int = 1) -> dict:
-    """Prompts and seeds of n clips of `split` from `offset` on (the model card's figures: test, 10,000 and
-    20,000); sampler settings are chosen on "val" so that the test figures stay held out.
+                guidance_interval: tuple[float, float] = DEFAULT_GUIDANCE_INTERVAL,
+                offset: int | Sequence[int] = 10_000, split: str = "test",
+                restart: tuple[float, float] | None = DEFAULT_RESTART, restarts: int = DEFAULT_RESTARTS,
+                seeds_per_prompt: int = 1, sample_seed_base: int | None = None) -> dict:
+    """Prompts and seeds of n clips of `split` from `offset` on; n and offset may be lists of equal length, one
+    block of consecutive clips each (the model card's tables since session 22: 64 clips from offset 10,000 and 128
+    from 20,000, of "test" and of "val"); sampler settings are chosen on "val" so that the test figures stay held out.
 
     With `seeds_per_prompt` k > 1 each prompt is sampled k times (the clip's seed, then seed + j * SEED_STRIDE):
     the figures pool all n * k samples, with a standard error over prompts beside them, and `any_seed_*` says
     how many prompts pass with at least one of their k seeds. One sample per prompt leaves a standard error of
     about 3.5 points on 192 clips, as large as most differences between two checkpoints or samplers (session 22:
-    192 `val` prompts, 4 seeds each, all checks 50.5% to 58.3% by seed)."""
+    192 `val` prompts, 4 seeds each, all checks 50.5% to 58.3% by seed).
+    With `sample_seed_base` b the k samples of the prompt of clip seed s have the seeds b + k * s + j, j < k, and
+    are drawn as one batch: the noises of the model card's paired tables (b = 5,000,000, k = 4)."""
     from world import make_clip, split_seeds
 
     from .metrics import measure_clip
 
     if seeds_per_prompt < 1:
         raise ValueError(f"seeds_per_prompt must be at least 1, not {seeds_per_prompt}")
+    ns, offsets = ([n], [offset]) if isinstance(n, int) and isinstance(offset, int) else (list(n), list(offset))
+    if len(ns) != len(offsets):
+        raise ValueError(f"{len(ns)} clip counts for {len(offsets)} offsets: give one count per offset")
+    seeds = [s for k, o in zip(ns, offsets) for s in split_seeds(split, k, offset=o)]
+    if len(set(seeds)) != len(seeds):
+        raise ValueError("the blocks of clips overlap: a prompt would be counted twice")
+    kw = dict(num_inference_steps=steps, guidance_scale=guidance, sampler=sampler, shift=shift,
+              guidance_interval=guidance_interval, restart=restart, restarts=restarts)
     rows = []
-    for seed in split_seeds(split, n, offset=offset):
+    for seed in seeds:
         clip = make_clip(seed)
         prompt = clip.caption
-        for j in range(seeds_per_prompt):
-            sample_seed = seed + j * SEED_STRIDE
-            frames = pipe(prompt, num_inference_steps=steps, guidance_scale=guidance, seed=sample_seed,
-                          sampler=sampler, shift=shift, guidance_interval=guidance_interval, restart=restart,
-                          restarts=restarts)
+        if sample_seed_base is None:
+            samples = [(seed + j * SEED_STRIDE,
+                        pipe(prompt, seed=seed + j * SEED_STRIDE, **kw)) for j in range(seeds_per_prompt)]
+        else:  # one batch; the pipeline gives its i-th clip the seed seed + i (the same clip as alone)
+            first = sample_seed_base + seeds_per_prompt * seed
+            batch = pipe([prompt] * seeds_per_prompt, seed=first, **kw)
+            samples = [(first + j, batch[j]) for j in range(seeds_per_prompt)]
+        for sample_seed, frames in samples:
             res = measure_clip(frames, pipe.fps, prompt)
             m = res["metrics"]
             rows.append({"family": clip.spec.family, "prompt": prompt, "seed": seed, "sample_seed": sample_seed,
@@ -141,7 +161,9 @@ def dit_quality(pipe, n: int = 64, steps: int = DEFAULT_STEPS, guidance: float =
                   "any_seed_prompt_all_checks_pass": _any_seed(rows, "prompt_ok"),
                   "any_seed_permanence_ok_occlusion_free": _any_seed(no_occ, "permanence_ok") if no_occ else None}
     return {
-        "clips": n, "seeds_per_prompt": seeds_per_prompt, "split": split, "offset": offset, "steps": steps,
+        "clips": len(seeds), "seeds_per_prompt": seeds_per_prompt, "sample_seed_base": sample_seed_base,
+        "split": split, "offset": offset if isinstance(offset, int) else offsets,
+        "blocks": [[k, o] for k, o in zip(ns, offsets)], "steps": steps,
         "guidance": guidance,
         "guidance_interval": list(guidance_interval), "sampler": sampler, "shift": shift,
         "restart": None if restart is None else list(restart), "restarts": restarts,
@@ -301,9 +323,17 @@ def contact_sheet(pipe, path: Path, steps: int = DEFAULT_STEPS, guidance: float 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=Path("generator/weights"))
-    ap.add_argument("--n", type=int, default=64)
+    ap.add_argument("--n", type=int, nargs="+", default=[64], metavar="N",
+                    help="how many clips (one count per --offset: blocks of consecutive clips of the split)")
+    ap.add_argument("--offset", type=int, nargs="+", default=[10_000], metavar="OFFSET",
+                    help="where each block of clips starts in the split (default 10000)")
+    ap.add_argument("--split", default="test", choices=("val", "test"),
+                    help="the prompts' split: choose settings on val, report on test")
     ap.add_argument("--seeds-per-prompt", type=int, default=1, metavar="K",
                     help="sample each prompt K times and pool the figures (with standard errors over prompts)")
+    ap.add_argument("--sample-seed-base", type=int, metavar="B",
+                    help="the K samples of clip seed s get seeds B + K*s + j, drawn as one batch "
+                         "(the model card's paired tables: B = 5000000, K = 4)")
     ap.add_argument("--steps", type=int, default=DEFAULT_STEPS)
     ap.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE)
     ap.add_argument("--sampler", default=DEFAULT_SAMPLER)
@@ -326,6 +356,17 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     if args.seeds_per_prompt < 1:
         ap.error("--seeds-per-prompt must be at least 1")
+    if len(args.n) != len(args.offset):
+        ap.error(f"{len(args.n)} --n counts for {len(args.offset)} --offset values: give one count per offset")
+    if min(args.n) < 1 or min(args.offset) < 0 or (args.sample_seed_base or 0) < 0:
+        ap.error("--n must be at least 1, --offset and --sample-seed-base at least 0")
+    try:  # the prompts exist and no two blocks overlap, before minutes of measuring
+        from world import split_seeds
+        seeds = [s for k, o in zip(args.n, args.offset) for s in split_seeds(args.split, k, offset=o)]
+    except ValueError as e:
+        ap.error(str(e))
+    if len(set(seeds)) != len(seeds):
+        ap.error("the --n/--offset blocks of clips overlap: a prompt would be counted twice")
     if args.loss_by_family is not None and args.loss_by_family < 1:
         ap.error("--loss-by-family must be at least 1")
     if args.compare:
@@ -352,7 +393,7 @@ def main(argv=None) -> None:
             ap.error(f"cannot create {args.out}: {e.strerror}")
     torch.manual_seed(0)
     if args.vae_only:
-        print(json.dumps(vae_quality(load_vae_any(args.vae_only), args.n)), flush=True)
+        print(json.dumps(vae_quality(load_vae_any(args.vae_only), len(seeds))), flush=True)
         return
     from generator import load_pipeline
 
@@ -373,11 +414,13 @@ def main(argv=None) -> None:
             print(f"{fam:12s}" + "".join(f"  {v:7.3f}" for v in row))
         return
     t0 = time.time()
-    res = {"checkpoint": pipe.checkpoint, "vae": vae_quality(pipe.vae, args.n)}
+    res = {"checkpoint": pipe.checkpoint, "vae": vae_quality(pipe.vae, len(seeds))}
     print(json.dumps(res["vae"]), flush=True)
-    res["dit"] = dit_quality(pipe, args.n, args.steps, args.guidance, args.sampler, args.shift,
-                             tuple(args.guidance_interval), restart=tuple(args.restart), restarts=args.restarts,
-                             seeds_per_prompt=args.seeds_per_prompt)
+    blocks = (args.n[0], args.offset[0]) if len(args.n) == 1 else (args.n, args.offset)
+    res["dit"] = dit_quality(pipe, blocks[0], args.steps, args.guidance, args.sampler, args.shift,
+                             tuple(args.guidance_interval), offset=blocks[1], split=args.split,
+                             restart=tuple(args.restart), restarts=args.restarts,
+                             seeds_per_prompt=args.seeds_per_prompt, sample_seed_base=args.sample_seed_base)
     print(json.dumps({k: v for k, v in res["dit"].items() if k != "rows"}), flush=True)
     contact_sheet(pipe, args.out / "samples.png", args.steps, args.guidance, sampler=args.sampler, shift=args.shift,
                   guidance_interval=tuple(args.guidance_interval), restart=tuple(args.restart), restarts=args.restarts)

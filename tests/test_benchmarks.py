@@ -447,6 +447,49 @@ def test_dit_quality_pools_several_seeds_per_prompt_and_says_what_any_seed_reach
         dit_quality(pipe, 2, split="test", seeds_per_prompt=0)
 
 
+def test_dit_quality_reads_blocks_of_clips_and_draws_a_prompts_seeds_as_one_batch():
+    from benchmarks.generator_quality import dit_quality
+    from world import make_clip, split_seeds
+
+    class BatchStub:  # the world's clip of the prompt for every sample; records how it was called
+        fps, precision = 8.0, "32-true"
+
+        def __init__(self, seeds):
+            self.seeds, self.calls = seeds, []
+            self.clips = {make_clip(s).caption: make_clip(s).frames for s in seeds}
+
+        def __call__(self, prompt, seed, **kw):
+            self.calls.append((prompt, seed))
+            return np.stack([self.clips[prompt[0]]] * len(prompt))
+
+    pipe = BatchStub([*split_seeds("val", 2, offset=5), *split_seeds("val", 1, offset=40)])
+    res = dit_quality(pipe, [2, 1], split="val", offset=[5, 40], seeds_per_prompt=3, sample_seed_base=1000)
+    assert [r["seed"] for r in res["rows"]] == [s for s in pipe.seeds for _ in range(3)]
+    # one call per prompt, a batch of its 3 copies, seeded b + k * s: the pipeline gives clip j the seed + j
+    assert [(len(p), seed) for p, seed in pipe.calls] == [(3, 1000 + 3 * s) for s in pipe.seeds]
+    assert [r["sample_seed"] for r in res["rows"]] == [1000 + 3 * s + j for s in pipe.seeds for j in range(3)]
+    assert res["clips"] == 3 and res["blocks"] == [[2, 5], [1, 40]] and res["prompt_all_checks_pass"] == 1.0
+    with pytest.raises(ValueError, match="one count per offset"):
+        dit_quality(pipe, [2, 1], split="val", offset=[5])
+    with pytest.raises(ValueError, match="overlap"):
+        dit_quality(pipe, [2, 2], split="val", offset=[5, 6])
+
+
+def test_generator_quality_refuses_blocks_it_cannot_measure_before_any_work(tmp_path, capsys):
+    from benchmarks.generator_quality import main
+
+    for argv, says in ((["--n", "64", "128", "--offset", "10000"], "give one count per offset"),
+                       (["--n", "4", "4", "--offset", "0", "2"], "overlap"),
+                       (["--n", "4", "--offset", "99999999"], "holds"),
+                       (["--n", "0"], "--n must be at least 1"),
+                       (["--split", "train"], "invalid choice")):
+        with pytest.raises(SystemExit) as e:
+            main(["--out", str(tmp_path / "x"), *argv])
+        err = capsys.readouterr().err.strip().splitlines()[-1]
+        assert e.value.code == 2 and says in err and "Traceback" not in err
+    assert not (tmp_path / "x").exists()
+
+
 def test_paired_difference_pairs_samples_by_seed_and_counts_prompts_as_the_unit(tmp_path, capsys):
     from benchmarks.generator_quality import main, paired_difference
 
