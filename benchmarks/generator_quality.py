@@ -126,7 +126,7 @@ def dit_quality(pipe, n: int | Sequence[int] = 64, steps: int = DEFAULT_STEPS, g
 
     if seeds_per_prompt < 1:
         raise ValueError(f"seeds_per_prompt must be at least 1, not {seeds_per_prompt}")
-    ns, offsets = ([n], [offset]) if isinstance(n, int) and isinstance(offset, int) else (list(n), list(offset))
+    ns, offsets = ([n] if isinstance(n, int) else list(n)), ([offset] if isinstance(offset, int) else list(offset))
     if len(ns) != len(offsets):
         raise ValueError(f"{len(ns)} clip counts for {len(offsets)} offsets: give one count per offset")
     seeds = [s for k, o in zip(ns, offsets) for s in split_seeds(split, k, offset=o)]

@@ -469,6 +469,8 @@ def test_dit_quality_reads_blocks_of_clips_and_draws_a_prompts_seeds_as_one_batc
     assert [(len(p), seed) for p, seed in pipe.calls] == [(3, 1000 + 3 * s) for s in pipe.seeds]
     assert [r["sample_seed"] for r in res["rows"]] == [1000 + 3 * s + j for s in pipe.seeds for j in range(3)]
     assert res["clips"] == 3 and res["blocks"] == [[2, 5], [1, 40]] and res["prompt_all_checks_pass"] == 1.0
+    one = dit_quality(pipe, [2], split="val", offset=5, sample_seed_base=0)  # a list of one and a plain offset
+    assert one["blocks"] == [[2, 5]] and one["clips"] == 2
     with pytest.raises(ValueError, match="one count per offset"):
         dit_quality(pipe, [2, 1], split="val", offset=[5])
     with pytest.raises(ValueError, match="overlap"):
