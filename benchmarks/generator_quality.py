@@ -103,6 +103,19 @@ def vae_quality(vae, n: int = 64) -> dict:
             "reconstruction_permanence_ok_occlusion_free": float(np.mean(perm_ok)) if perm_ok else None}
 
 
+def block_seeds(split: str, ns: Sequence[int], offsets: Sequence[int]) -> list[int]:
+    """The clip seeds of blocks of consecutive clips of a split (ns[i] clips from offsets[i] on); ValueError where
+    the counts and offsets do not pair, a block runs past the split, or two blocks overlap."""
+    from world import split_seeds
+
+    if len(ns) != len(offsets):
+        raise ValueError(f"{len(ns)} clip counts for {len(offsets)} offsets: give one count per offset")
+    seeds = [s for k, o in zip(ns, offsets) for s in split_seeds(split, k, offset=o)]
+    if len(set(seeds)) != len(seeds):
+        raise ValueError("the blocks of clips overlap: a prompt would be counted twice")
+    return seeds
+
+
 def dit_quality(pipe, n: int | Sequence[int] = 64, steps: int = DEFAULT_STEPS, guidance: float = DEFAULT_GUIDANCE,
                 sampler: str = DEFAULT_SAMPLER, shift: float = DEFAULT_SHIFT,
                 guidance_interval: tuple[float, float] = DEFAULT_GUIDANCE_INTERVAL,
@@ -120,18 +133,14 @@ def dit_quality(pipe, n: int | Sequence[int] = 64, steps: int = DEFAULT_STEPS, g
     192 `val` prompts, 4 seeds each, all checks 50.5% to 58.3% by seed).
     With `sample_seed_base` b the k samples of the prompt of clip seed s have the seeds b + k * s + j, j < k, and
     are drawn as one batch: the noises of the model card's paired tables (b = 5,000,000, k = 4)."""
-    from world import make_clip, split_seeds
+    from world import make_clip
 
     from .metrics import measure_clip
 
     if seeds_per_prompt < 1:
         raise ValueError(f"seeds_per_prompt must be at least 1, not {seeds_per_prompt}")
     ns, offsets = ([n] if isinstance(n, int) else list(n)), ([offset] if isinstance(offset, int) else list(offset))
-    if len(ns) != len(offsets):
-        raise ValueError(f"{len(ns)} clip counts for {len(offsets)} offsets: give one count per offset")
-    seeds = [s for k, o in zip(ns, offsets) for s in split_seeds(split, k, offset=o)]
-    if len(set(seeds)) != len(seeds):
-        raise ValueError("the blocks of clips overlap: a prompt would be counted twice")
+    seeds = block_seeds(split, ns, offsets)
     kw = dict(num_inference_steps=steps, guidance_scale=guidance, sampler=sampler, shift=shift,
               guidance_interval=guidance_interval, restart=restart, restarts=restarts)
     rows = []
@@ -356,17 +365,12 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     if args.seeds_per_prompt < 1:
         ap.error("--seeds-per-prompt must be at least 1")
-    if len(args.n) != len(args.offset):
-        ap.error(f"{len(args.n)} --n counts for {len(args.offset)} --offset values: give one count per offset")
     if min(args.n) < 1 or min(args.offset) < 0 or (args.sample_seed_base or 0) < 0:
         ap.error("--n must be at least 1, --offset and --sample-seed-base at least 0")
-    try:  # the prompts exist and no two blocks overlap, before minutes of measuring
-        from world import split_seeds
-        seeds = [s for k, o in zip(args.n, args.offset) for s in split_seeds(args.split, k, offset=o)]
+    try:  # the --n/--offset blocks exist and do not overlap, before minutes of measuring
+        seeds = block_seeds(args.split, args.n, args.offset)
     except ValueError as e:
         ap.error(str(e))
-    if len(set(seeds)) != len(seeds):
-        ap.error("the --n/--offset blocks of clips overlap: a prompt would be counted twice")
     if args.loss_by_family is not None and args.loss_by_family < 1:
         ap.error("--loss-by-family must be at least 1")
     if args.compare:
