@@ -41,6 +41,8 @@ from generator.defaults import (DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_INTERVAL, DEF
                                 DEFAULT_RESTARTS, DEFAULT_SAMPLER, DEFAULT_SHIFT, DEFAULT_STEPS)
 from generator.pipeline import PRECISIONS
 
+from .metrics import PROMPT_CHECKS
+
 SHEET_PROMPTS = [
     "a red ball falls and bounces twice",
     "a blue square slides to the left",
@@ -157,8 +159,10 @@ def dit_quality(pipe, n: int | Sequence[int] = 64, steps: int = DEFAULT_STEPS, g
         for sample_seed, frames in samples:
             res = measure_clip(frames, pipe.fps, prompt)
             m = res["metrics"]
+            # each kind of prompt check passes (None: the prompt names nothing of that kind)
+            kinds = {f"{k}_ok": None if c["made"] == 0 else c["failed"] == 0 for k, c in m["prompt"]["checks"].items()}
             rows.append({"family": clip.spec.family, "prompt": prompt, "seed": seed, "sample_seed": sample_seed,
-                         "adherence": m["prompt"]["value"], "prompt_ok": m["prompt"]["violations"] == 0,
+                         "adherence": m["prompt"]["value"], "prompt_ok": m["prompt"]["violations"] == 0, **kinds,
                          "permanence_ok": m["permanence"]["violations"] == 0,
                          "prompt_misses": [v["what"] for v in res["violations"] if v["metric"] == "prompt"]})
     fams = sorted({r["family"] for r in rows})
@@ -180,6 +184,9 @@ def dit_quality(pipe, n: int | Sequence[int] = 64, steps: int = DEFAULT_STEPS, g
         "prompt_all_checks_pass": float(np.mean([r["prompt_ok"] for r in rows])),
         "prompt_mean_adherence": float(np.mean([r["adherence"] for r in rows if r["adherence"] is not None] or [0])),
         "permanence_ok_occlusion_free": float(np.mean([r["permanence_ok"] for r in no_occ])) if no_occ else None,
+        # issue 4's targets by kind of check: the objects named (colour, shape, count, and nothing else: >= 80%),
+        # the motions and events named, the scene; each over the clips whose prompt names something of that kind
+        "prompt_checks_pass": {k: _kind_figures(rows, f"{k}_ok", seeds_per_prompt) for k in PROMPT_CHECKS},
         **spread,
         "per_family_prompt_ok": {f: float(np.mean([r["prompt_ok"] for r in rows if r["family"] == f])) for f in fams},
         "rows": rows,
@@ -237,6 +244,15 @@ def dit_loss_by_family(pipe, per_family: int = 16, times: tuple[float, ...] = LO
             "mean": [float(np.mean([losses[f][i] for f in losses])) for i in range(len(times))]}
 
 
+def _kind_figures(rows: list[dict], key: str, seeds_per_prompt: int) -> dict:
+    """Share of the clips that pass one kind of prompt check, over the clips that have such checks."""
+    have = [r for r in rows if r[key] is not None]
+    out = {"clips": len(have), "pass": float(np.mean([r[key] for r in have])) if have else None}
+    if seeds_per_prompt > 1:
+        out["se"] = _se_over_prompts(have, key) if have else None
+    return out
+
+
 def _by_prompt(rows: list[dict], key: str) -> list[list[bool]]:
     out: dict[int, list[bool]] = {}
     for r in rows:
@@ -257,7 +273,9 @@ def _any_seed(rows: list[dict], key: str) -> float:
     return float(np.mean([any(v) for v in _by_prompt(rows, key)]))
 
 
-PAIRED_FIGURES = (("prompt_ok", True), ("adherence", True), ("permanence_ok", False))  # (row key, occlusion too)
+# (row key, occlusion too); rows measured before the kinds of prompt check were recorded lack their keys
+PAIRED_FIGURES = (("prompt_ok", True), ("adherence", True), ("objects_ok", True), ("motion_ok", True),
+                  ("permanence_ok", False))
 
 
 def paired_difference(rows_a: list[dict], rows_b: list[dict]) -> dict:
@@ -282,7 +300,7 @@ def paired_difference(rows_a: list[dict], rows_b: list[dict]) -> dict:
         per_prompt: dict[int, list[tuple[float, float]]] = {}
         for k, ra in a.items():
             rb = b[k]
-            if ra[name] is None or rb[name] is None or (not with_occlusion and ra["family"] == "occlusion"):
+            if ra.get(name) is None or rb.get(name) is None or (not with_occlusion and ra["family"] == "occlusion"):
                 continue
             per_prompt.setdefault(k[0], []).append((float(ra[name]), float(rb[name])))
         if not per_prompt:

@@ -31,6 +31,8 @@ class Violation:
     y: float
     what: str
     track: int = -1
+    # a prompt violation's kind of check (PROMPT_CHECKS); "" for the other metrics
+    check: str = ""
 
 
 def _movers(p: Perception) -> list[ObjTrack]:
@@ -649,12 +651,21 @@ def _state_change(p: Perception, text: str, kind: str | None, objs: list[ObjTrac
     return None
 
 
-def _prompt_violation(what: str, tr: ObjTrack | None = None, t: int | None = None) -> Violation:
-    """A prompt violation, placed on the track it concerns (at frame t, else its first) where there is one."""
+# the kinds of prompt check, as the generator's quality targets count them (issue 4): "objects", the named ones
+# with their colour, shape and count, the set-up's props and nothing else; "scene", the view, spatial relations
+# and direction; "motion", the motions and events named (falls, bounces, rolls, contact, lasting states)
+PROMPT_CHECKS = ("objects", "scene", "motion")
+
+
+def _prompt_violation(check: str, what: str, tr: ObjTrack | None = None, t: int | None = None) -> Violation:
+    """A failed prompt check of this kind, placed on the track it concerns (at frame t, else its first) where
+    there is one."""
+    if check not in PROMPT_CHECKS:
+        raise ValueError(f"unknown kind of prompt check: {check}")
     if tr is None:
-        return Violation("prompt", 0, 0, 0, what)
+        return Violation("prompt", 0, 0, 0, what, check=check)
     d = tr.dets[tr.first if t is None else t]
-    return Violation("prompt", d.t, d.x, d.y, what, tr.id)
+    return Violation("prompt", d.t, d.x, d.y, what, tr.id, check)
 
 
 def prompt_adherence(p: Perception, prompt: str | None) -> tuple[float | None, list[Violation]]:
@@ -666,9 +677,10 @@ def prompt_adherence(p: Perception, prompt: str | None) -> tuple[float | None, l
     direction of the first named object, the motions named (_MOTIONS), contact where one object hits another,
     and the lasting states of the causal set-ups (_state_change: a candle lit, then out; a cookie whole, then
     notched; a lamp off, then on; a block upright, then down). Value: the share of checks that pass.
+    Returns (value, violations, checks made of each kind in PROMPT_CHECKS).
     """
     if not prompt:
-        return None, []
+        return None, [], dict.fromkeys(PROMPT_CHECKS, 0)
     text = prompt.lower()
     T = p.shape[0]
     s = p.scale
@@ -685,11 +697,11 @@ def prompt_adherence(p: Perception, prompt: str | None) -> tuple[float | None, l
     for (colour, shape), n in named.items():
         have = _how_many([t for t in shapes if t.colour == colour and t.cls == shape], T)
         other = "/".join(sorted({t.cls for t in shapes if t.colour == colour} - {shape}))
-        checks.append(None if have == n else _prompt_violation(
+        checks.append(None if have == n else _prompt_violation("objects",
             f"{colour} {shape}: {have} in the clip, the prompt says {n}" + (f" (a {colour} {other} instead)" if other else "")))
     for cls in sorted(props):
         have = _how_many([t for t in objs if t.cls == cls], T)
-        checks.append(None if have == 1 else _prompt_violation(f"{cls}: {have} in the clip, the prompt's scene has one"))
+        checks.append(None if have == 1 else _prompt_violation("objects", f"{cls}: {have} in the clip, the prompt's scene has one"))
     # extra: per colour, objects of shapes the prompt does not name in it, less those standing in for a missing
     # named one (a named object seen with another shape, or one too many of a named shape, fails the count
     # check above and only that one); props of another set-up
@@ -703,56 +715,61 @@ def prompt_adherence(p: Perception, prompt: str | None) -> tuple[float | None, l
             extra.append(f"{n} {colour} ({'/'.join(sorted({t.cls for t in trs}))})")
     for cls in sorted({t.cls for t in objs if t not in shapes} - props):
         extra.append(f"{_how_many([t for t in objs if t.cls == cls], T)} {cls}")
-    checks.append(_prompt_violation("objects the prompt does not name: " + ", ".join(extra)) if extra else None)
+    checks.append(_prompt_violation("objects", "objects the prompt does not name: " + ", ".join(extra)) if extra else None)
     m = re.search(r"\b(one|two|three|four|five) (objects|balls|shapes)\b", text)
     if m:
         n = _how_many([t for t in shapes if m.group(2) != "balls" or t.cls == "ball"], T)
         checks.append(None if n == _NUM[m.group(1)] else
-                      _prompt_violation(f"{n} {m.group(2)}, the prompt says {m.group(1)}"))
+                      _prompt_violation("objects", f"{n} {m.group(2)}, the prompt says {m.group(1)}"))
+
+    n_objects = len(checks)
 
     # view, spatial relations, direction
     view = "top" if _TOP.search(text) else "side" if _SIDE.search(text) else None
     if view:
-        checks.append(None if p.background.view == view else _prompt_violation(
+        checks.append(None if p.background.view == view else _prompt_violation("scene",
             f"a {p.background.view} view, the prompt's scene is seen {'from above' if view == 'top' else 'from the side'}"))
     for c1, s1, rel, c2, s2 in _REL.findall(text):
         a, b = _find(shapes, c1, s1), _find(shapes, c2, s2)
         both = sorted(set(a.dets) & set(b.dets)) if a and b else []
         if not both:
-            checks.append(_prompt_violation(f"cannot check '{c1} {s1} {rel} {c2} {s2}'"))
+            checks.append(_prompt_violation("scene", f"cannot check '{c1} {s1} {rel} {c2} {s2}'"))
             continue
         t = both[0]
         da, db = a.dets[t], b.dets[t]
         ok = {"to the left of": da.x < db.x, "to the right of": da.x > db.x, "above": da.y < db.y, "below": da.y > db.y}[rel]
-        checks.append(None if ok else _prompt_violation(f"{c1} {s1} is not {rel} the {c2} {s2}", a, t))
+        checks.append(None if ok else _prompt_violation("scene", f"{c1} {s1} is not {rel} the {c2} {s2}", a, t))
     named_objs = [_find(shapes, c, sh) for c, sh in named]  # the named objects in order (None: not seen)
     main = named_objs[0] if named_objs else None
     dirs = _DIR.findall(_REL.sub(" ", text))
     if dirs and main is not None:
         dx = main.dets[main.last].x - main.dets[main.first].x
         moved = "does not move sideways" if abs(dx) < 2 * s else f"moves {'right' if dx > 0 else 'left'}"
-        checks.append(None if dx * (1 if dirs[0] == "right" else -1) >= 2 * s else _prompt_violation(
+        checks.append(None if dx * (1 if dirs[0] == "right" else -1) >= 2 * s else _prompt_violation("scene",
             f"{moved}, the prompt says {dirs[0]}", main, main.last))
+
+    n_scene = len(checks) - n_objects
 
     # motions and events
     for pattern, who, ok, what in _MOTIONS:
         if pattern.search(text):
             for tr in [t for t in (named_objs if who == "all" else named_objs[:1]) if t is not None]:
                 checks.append(None if ok(*_clean_xy(tr), s, bool(dirs)) else
-                              _prompt_violation(f"the {tr.colour} {tr.cls} {what}", tr))
+                              _prompt_violation("motion", f"the {tr.colour} {tr.cls} {what}", tr))
     if _HIT.search(text) and main is not None:
         other = _find(objs, None, "switch") if "switch" in text else (named_objs[1] if len(named_objs) > 1 else None)
         if other is not None:  # (a missing one fails its object check)
             touch = _contact(main, other, s) is not None or _contact(other, main, s) is not None
-            checks.append(None if touch else _prompt_violation(
+            checks.append(None if touch else _prompt_violation("motion",
                 f"the {main.colour} {main.cls} never touches the {other.colour} {other.cls}", main))
     change = _state_change(p, text, kind, objs, named_objs)
     if change is not None:
         tr, v, at_start, at_end, what = change
         first, last = _ends(v)
-        checks.append(None if at_start(first) and at_end(last) else _prompt_violation(f"the {tr.cls} {what}", tr))
+        checks.append(None if at_start(first) and at_end(last) else _prompt_violation("motion", f"the {tr.cls} {what}", tr))
     out = [v for v in checks if v is not None]
-    return (1.0 - len(out) / len(checks)) if checks else None, out
+    made = {"objects": n_objects, "scene": n_scene, "motion": len(checks) - n_objects - n_scene}
+    return (1.0 - len(out) / len(checks)) if checks else None, out, made
 
 
 # ----------------------------------------------------------------------------------------------
@@ -767,12 +784,15 @@ def measure(p: Perception, frames: np.ndarray, prompt: str | None = None) -> dic
     tele = teleports(p)
     caus, pers = causality_and_persistence(p, prompt)
     flick_v, flick = flicker(p, frames)
-    adh, prm = prompt_adherence(p, prompt)
+    adh, prm, made = prompt_adherence(p, prompt)
     vals = {"gravity": None if g is None else g / p.scale, "flicker": flick_v, "prompt": adh}
     per = {"permanence": perm, "identity": ident, "gravity": grav, "bounce_energy": bounce, "momentum": mom,
            "teleport": tele, "causality": caus, "persistence": pers, "flicker": flick, "prompt": prm}
+    metrics = {k: {"violations": len(v), "value": vals.get(k)} for k, v in per.items()}
+    # per kind of prompt check: how many were made and how many failed
+    metrics["prompt"]["checks"] = {k: {"made": n, "failed": sum(v.check == k for v in prm)} for k, n in made.items()}
     return {
-        "metrics": {k: {"violations": len(v), "value": vals.get(k)} for k, v in per.items()},
+        "metrics": metrics,
         "violations": [asdict(v) for k in METRICS for v in per[k]],
     }
 

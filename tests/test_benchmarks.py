@@ -164,6 +164,21 @@ def test_prompt_adherence():
     assert _prompt_whats(frames, "three objects: a red ball and a blue ball") == ["2 objects, the prompt says three"]
 
 
+def test_prompt_checks_say_their_kind_and_how_many_of_each_were_made():
+    # issue 4 counts the objects named (colour, shape, count) apart from the motions named
+    frames = _draw([{"rgb": RED, "xy": _roll(x0=10)}, {"rgb": BLUE, "xy": _roll(x0=40, v=0.0)}])
+    p = perceive(frames)
+    _, v, made = prompt_adherence(p, "a blue ball to the left of a red ball; a blue ball rolls along the floor")
+    assert [(x.check, x.what) for x in v] == [("scene", "blue ball is not to the left of the red ball"),
+                                              ("motion", "the blue ball does not roll or slide along the floor")]
+    assert made["objects"] == 3 and made["motion"] == 1  # blue ball, red ball, nothing else; one roll
+    _, v, made = prompt_adherence(p, "a green ball and a red ball")
+    assert {x.check for x in v} == {"objects"} and len(v) == 2 and made["motion"] == made["scene"] == 0
+    checks = _violations(frames, "a green ball and a red ball")[1]["metrics"]["prompt"]["checks"]
+    assert checks["objects"] == {"made": 3, "failed": 2} and checks["motion"] == {"made": 0, "failed": 0}
+    assert prompt_adherence(p, None) == (None, [], {"objects": 0, "scene": 0, "motion": 0})
+
+
 # ----------------------------------------------------------------------------------------------
 # prompt adherence on world clips: all that the caption names and nothing else
 
@@ -441,8 +456,15 @@ def test_dit_quality_pools_several_seeds_per_prompt_and_says_what_any_seed_reach
     assert res["any_seed_prompt_all_checks_pass"] == 1.0  # every prompt passes with one of its seeds
     # prompts are the unit: per-prompt shares 1 and 1/3, sample std 0.471, over sqrt(2) prompts
     assert res["prompt_all_checks_pass_se"] == pytest.approx(np.std([1, 1 / 3], ddof=1) / np.sqrt(2))
+    # a sample passes every check exactly when it passes every kind of check its prompt has
+    kinds = res["prompt_checks_pass"]
+    for r in res["rows"]:
+        assert r["prompt_ok"] == all(r[f"{k}_ok"] is not False for k in kinds)
+    assert kinds["objects"]["clips"] == 6 and 0 < kinds["objects"]["pass"] <= 1 and kinds["objects"]["se"] >= 0
+    assert min(k["pass"] for k in kinds.values() if k["clips"]) < 1  # the frozen samples fail something
     one = dit_quality(Stub(), 2, split="test", offset=0)
     assert one["prompt_all_checks_pass"] == 1.0 and "any_seed_prompt_all_checks_pass" not in one
+    assert all(k["pass"] in (None, 1.0) and "se" not in k for k in one["prompt_checks_pass"].values())
     with pytest.raises(ValueError, match="at least 1"):
         dit_quality(pipe, 2, split="test", seeds_per_prompt=0)
 
@@ -510,6 +532,7 @@ def test_paired_difference_pairs_samples_by_seed_and_counts_prompts_as_the_unit(
     perm = res["permanence_ok"]  # the occlusion prompt left out: differences 1 and 0.5
     assert perm["prompts"] == 2 and perm["diff"] == pytest.approx(0.75)
     assert res["adherence"]["diff"] == pytest.approx(1 / 6)
+    assert res["objects_ok"] is None  # rows of before the kinds of prompt check have no figure for them
     with pytest.raises(ValueError, match="not of the same prompts"):  # one sample with another noise
         paired_difference(rows(a), rows(b)[:-1] + [{**rows(b)[-1], "sample_seed": 99}])
     with pytest.raises(ValueError, match="one sample twice"):  # a sample counted twice is not a pairing
