@@ -637,4 +637,6 @@ def test_vae_quality_counts_objects_a_decoder_loses_in_later_frames():
     good, bad = vae_quality(Identity(), 4), vae_quality(LosesLateFrames(), 4)
     assert good["reconstruction_permanence_ok_occlusion_free"] == 1.0
     assert good["reconstruction_prompt_all_checks_pass"] == 1.0 and good["psnr_db"] > 90
+    kinds = good["reconstruction_prompt_checks_pass"]
+    assert kinds["objects"] == {"clips": 4, "pass": 1.0} and all(k["pass"] in (None, 1.0) for k in kinds.values())
     assert bad["reconstruction_permanence_ok_occlusion_free"] < 1.0
