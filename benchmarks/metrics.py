@@ -668,7 +668,7 @@ def _prompt_violation(check: str, what: str, tr: ObjTrack | None = None, t: int 
     return Violation("prompt", d.t, d.x, d.y, what, tr.id, check)
 
 
-def prompt_adherence(p: Perception, prompt: str | None) -> tuple[float | None, list[Violation]]:
+def prompt_adherence(p: Perception, prompt: str | None) -> tuple[float | None, list[Violation], dict[str, int]]:
     """Everything the prompt names must be in the clip, and nothing else: objects, counts, view, motions, events.
 
     Objects: each named (colour, shape) with its count, the props of the named set-up (PROPS), and no other

@@ -533,6 +533,9 @@ def test_paired_difference_pairs_samples_by_seed_and_counts_prompts_as_the_unit(
     assert perm["prompts"] == 2 and perm["diff"] == pytest.approx(0.75)
     assert res["adherence"]["diff"] == pytest.approx(1 / 6)
     assert res["objects_ok"] is None  # rows of before the kinds of prompt check have no figure for them
+    kinds = lambda rs: [{**r, "objects_ok": r["prompt_ok"], "motion_ok": None} for r in rs]  # no motion named
+    res = paired_difference(kinds(rows(a)), kinds(rows(b)))
+    assert res["objects_ok"]["diff"] == pytest.approx(1 / 3) and res["motion_ok"] is None
     with pytest.raises(ValueError, match="not of the same prompts"):  # one sample with another noise
         paired_difference(rows(a), rows(b)[:-1] + [{**rows(b)[-1], "sample_seed": 99}])
     with pytest.raises(ValueError, match="one sample twice"):  # a sample counted twice is not a pairing
