@@ -280,9 +280,11 @@ def _any_seed(rows: list[dict], key: str) -> float:
     return float(np.mean([any(v) for v in _by_prompt(rows, key)]))
 
 
-# (row key, occlusion too); rows measured before the kinds of prompt check were recorded lack their keys
 PAIRED_FIGURES = (("prompt_ok", True), ("adherence", True), ("objects_ok", True), ("motion_ok", True),
-                  ("permanence_ok", False))
+                  ("permanence_ok", False))  # (row key, occlusion too)
+# figures that rows measured before the kinds of prompt check were recorded lack: not compared there; a row
+# without one of the others is an error
+LATER_FIGURES = {"objects_ok", "motion_ok"}
 
 
 def paired_difference(rows_a: list[dict], rows_b: list[dict]) -> dict:
@@ -304,10 +306,13 @@ def paired_difference(rows_a: list[dict], rows_b: list[dict]) -> dict:
                          f"({len(a)} and {len(b)} samples, {len(set(a) & set(b))} shared)")
     out: dict = {"samples": len(a), "prompts": len({k[0] for k in a})}
     for name, with_occlusion in PAIRED_FIGURES:
+        if name in LATER_FIGURES and not all(name in r for r in (*rows_a, *rows_b)):
+            out[name] = None
+            continue
         per_prompt: dict[int, list[tuple[float, float]]] = {}
         for k, ra in a.items():
             rb = b[k]
-            if ra.get(name) is None or rb.get(name) is None or (not with_occlusion and ra["family"] == "occlusion"):
+            if ra[name] is None or rb[name] is None or (not with_occlusion and ra["family"] == "occlusion"):
                 continue
             per_prompt.setdefault(k[0], []).append((float(ra[name]), float(rb[name])))
         if not per_prompt:

@@ -550,6 +550,11 @@ def test_paired_difference_pairs_samples_by_seed_and_counts_prompts_as_the_unit(
         main(["--compare", str(tmp_path / "a.json"), str(tmp_path / "c.json")])
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert e.value.code == 2 and err.endswith("c.json is not JSON") and "Traceback" not in err
+    # a row without one of the figures every measurement has is refused (only the kinds of check may be absent)
+    (tmp_path / "d.json").write_text(json.dumps([{k: v for k, v in r.items() if k != "prompt_ok"} for r in rows(b)]))
+    with pytest.raises(SystemExit) as e:
+        main(["--compare", str(tmp_path / "a.json"), str(tmp_path / "d.json")])
+    assert e.value.code == 2 and "a row has no 'prompt_ok'" in capsys.readouterr().err
 
 
 def test_generator_quality_refuses_zero_seeds_per_prompt_before_any_work(tmp_path, capsys):
