@@ -652,9 +652,15 @@ def _state_change(p: Perception, text: str, kind: str | None, objs: list[ObjTrac
 
 
 # the kinds of prompt check, as the generator's quality targets count them (issue 4): "objects", the named ones
-# with their colour, shape and count, the set-up's props and nothing else; "scene", the view, spatial relations
-# and direction; "motion", the motions and events named (falls, bounces, rolls, contact, lasting states)
-PROMPT_CHECKS = ("objects", "scene", "motion")
+# with their colour, shape and count and the set-up's props (the target's words: "the objects the prompt names
+# appear with the right colour, shape and count"); "extras", no object the prompt does not name (no target of
+# its own; before session 30 part of "objects"); "scene", the view, spatial relations and direction; "motion",
+# the motions and events named (falls, bounces, rolls, contact, lasting states)
+PROMPT_CHECKS = ("objects", "extras", "scene", "motion")
+
+
+def _a(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
 
 
 def _prompt_violation(check: str, what: str, tr: ObjTrack | None = None, t: int | None = None) -> Violation:
@@ -671,9 +677,9 @@ def _prompt_violation(check: str, what: str, tr: ObjTrack | None = None, t: int 
 def prompt_adherence(p: Perception, prompt: str | None) -> tuple[float | None, list[Violation], dict[str, int]]:
     """Everything the prompt names must be in the clip, and nothing else: objects, counts, view, motions, events.
 
-    Objects: each named (colour, shape) with its count, the props of the named set-up (PROPS), and no other
-    solid object: a noisy clip shows "objects" of every colour and shape, and must fail rather than pass
-    because the named ones are among them. Then the view (side or from above), spatial relations, the
+    Objects: each named (colour, shape) with its count, the props of the named set-up (PROPS); extras: no other
+    solid object (a noisy clip shows "objects" of every colour and shape, and must fail rather than pass
+    because the named ones are among them). Then the view (side or from above), spatial relations, the
     direction of the first named object, the motions named (_MOTIONS), contact where one object hits another,
     and the lasting states of the causal set-ups (_state_change: a candle lit, then out; a cookie whole, then
     notched; a lamp off, then on; a block upright, then down). Value: the share of checks that pass.
@@ -693,12 +699,12 @@ def prompt_adherence(p: Perception, prompt: str | None) -> tuple[float | None, l
     props = set(PROPS.get(kind, ())) | (set(PROPS["wall"]) if _WALL.search(text) else set())
     checks: list[Violation | None] = []  # one entry per check: None where it passes
 
-    # objects: the named ones with their counts, the set-up's props, nothing else
+    # objects: the named ones with their counts, the set-up's props; then extras: nothing else
     for (colour, shape), n in named.items():
         have = _how_many([t for t in shapes if t.colour == colour and t.cls == shape], T)
         other = "/".join(sorted({t.cls for t in shapes if t.colour == colour} - {shape}))
         checks.append(None if have == n else _prompt_violation("objects",
-            f"{colour} {shape}: {have} in the clip, the prompt says {n}" + (f" (a {colour} {other} instead)" if other else "")))
+            f"{colour} {shape}: {have} in the clip, the prompt says {n}" + (f" ({_a(colour)} {colour} {other} instead)" if other else "")))
     for cls in sorted(props):
         have = _how_many([t for t in objs if t.cls == cls], T)
         checks.append(None if have == 1 else _prompt_violation("objects", f"{cls}: {have} in the clip, the prompt's scene has one"))
@@ -715,14 +721,14 @@ def prompt_adherence(p: Perception, prompt: str | None) -> tuple[float | None, l
             extra.append(f"{n} {colour} ({'/'.join(sorted({t.cls for t in trs}))})")
     for cls in sorted({t.cls for t in objs if t not in shapes} - props):
         extra.append(f"{_how_many([t for t in objs if t.cls == cls], T)} {cls}")
-    checks.append(_prompt_violation("objects", "objects the prompt does not name: " + ", ".join(extra)) if extra else None)
     m = re.search(r"\b(one|two|three|four|five) (objects|balls|shapes)\b", text)
     if m:
         n = _how_many([t for t in shapes if m.group(2) != "balls" or t.cls == "ball"], T)
         checks.append(None if n == _NUM[m.group(1)] else
                       _prompt_violation("objects", f"{n} {m.group(2)}, the prompt says {m.group(1)}"))
-
     n_objects = len(checks)
+    checks.append(_prompt_violation("extras", "objects the prompt does not name: " + ", ".join(extra)) if extra else None)
+    n_objects_extras = len(checks)
 
     # view, spatial relations, direction
     view = "top" if _TOP.search(text) else "side" if _SIDE.search(text) else None
@@ -748,7 +754,7 @@ def prompt_adherence(p: Perception, prompt: str | None) -> tuple[float | None, l
         checks.append(None if dx * (1 if dirs[0] == "right" else -1) >= 2 * s else _prompt_violation("scene",
             f"{moved}, the prompt says {dirs[0]}", main, main.last))
 
-    n_scene = len(checks) - n_objects
+    n_scene = len(checks) - n_objects_extras
 
     # motions and events
     for pattern, who, ok, what in _MOTIONS:
@@ -768,7 +774,8 @@ def prompt_adherence(p: Perception, prompt: str | None) -> tuple[float | None, l
         first, last = _ends(v)
         checks.append(None if at_start(first) and at_end(last) else _prompt_violation("motion", f"the {tr.cls} {what}", tr))
     out = [v for v in checks if v is not None]
-    made = {"objects": n_objects, "scene": n_scene, "motion": len(checks) - n_objects - n_scene}
+    made = {"objects": n_objects, "extras": n_objects_extras - n_objects, "scene": n_scene,
+            "motion": len(checks) - n_objects_extras - n_scene}
     return (1.0 - len(out) / len(checks)) if checks else None, out, made
 
 
