@@ -67,8 +67,16 @@ class DataConfig:
     # bucket (n_frames, height, width). bucket_weights: share of latent_clips per bucket (empty = equal)
     buckets: tuple = ()
     bucket_weights: tuple = ()
+    # DiT: clips whose caption names one of these words come this many times an epoch ({square: 2}); the
+    # latent cache is the same, so a run may add or change it when it resumes
+    caption_repeats: dict = field(default_factory=dict)
 
     def __post_init__(self):
+        self.caption_repeats = dict(self.caption_repeats or {})
+        bad = {w: k for w, k in self.caption_repeats.items()
+               if not (isinstance(w, str) and w.strip() and isinstance(k, int) and not isinstance(k, bool) and 1 <= k <= 100)}
+        if bad:
+            raise ValueError(f"caption_repeats maps words to whole counts from 1 to 100, got {bad}")
         self.buckets = tuple(check_bucket(b) for b in self.buckets)
         if len(set(self.buckets)) != len(self.buckets):
             raise ValueError(f"buckets are listed twice: {[list(b) for b in self.buckets]}")

@@ -16,6 +16,7 @@ import copy
 import hashlib
 import json
 import math
+import re
 import time
 from pathlib import Path
 
@@ -147,6 +148,15 @@ class LatentDataset(Dataset):
         return item
 
 
+def caption_repeats(ds: LatentDataset, words: dict[str, int]) -> list[int]:
+    """Per item of ds, how many times it comes in a training epoch: the largest count of `words` whose word one
+    of its captions names ({"square": 2}: clips with a square twice), else 1. The world draws balls as half of
+    all objects; the DiT draws squares of moving families round (model card, session 30)."""
+    pats = [(re.compile(rf"\b{re.escape(w)}s?\b"), k) for w, k in words.items()]
+    return [max([k for pat, k in pats if any(pat.search(c.lower()) for c in caps)], default=1)
+            for bucket in ds.captions for caps in bucket]
+
+
 class _EpochHook:
     """Lightning calls set_epoch on `dataloader.batch_sampler.sampler` (not on the batch sampler)."""
 
@@ -166,17 +176,24 @@ class BucketBatchSampler(Sampler[list[int]]):
     function of (seed, epoch) alone. Evaluation (no shuffle): buckets in turn, so the first batches cover
     every bucket. Under DDP each of `num_replicas` ranks takes every num_replicas-th batch of the same
     order (Lightning's sampler replacement must be off: use_distributed_sampler=False); with drop_last all
-    ranks get the same number of batches."""
+    ranks get the same number of batches. `repeats` (training only): how many times each item comes in an
+    epoch (default once), to weight some clips without encoding more of them."""
 
     def __init__(self, sizes: list[int], batch_size: int, shuffle: bool = True, drop_last: bool = True,
-                 seed: int = 0, num_replicas: int = 1, rank: int = 0):
+                 seed: int = 0, num_replicas: int = 1, rank: int = 0, repeats: list[int] | None = None):
         if batch_size < 1 or not (0 <= rank < num_replicas):
             raise ValueError(f"batch_size {batch_size}, rank {rank} of {num_replicas}")
+        if repeats is not None and (len(repeats) != sum(sizes) or min(repeats, default=1) < 1 or not shuffle):
+            raise ValueError(f"repeats must give each of the {sum(sizes)} items a count >= 1, and only when shuffling")
+        self.repeats = None if repeats is None else torch.as_tensor(repeats, dtype=torch.long)
+        starts = [sum(sizes[:k]) for k in range(len(sizes))]
+        # the items of each bucket in one epoch, repeated items as often as asked
+        self.counts = [n if self.repeats is None else int(self.repeats[a:a + n].sum()) for a, n in zip(starts, sizes)]
         self.sizes, self.batch_size, self.shuffle, self.drop_last = list(sizes), batch_size, shuffle, drop_last
         self.seed, self.num_replicas, self.rank, self.epoch = seed, num_replicas, rank, 0
         self.sampler = _EpochHook(self)
         if drop_last and len(self) == 0:
-            raise ValueError(f"buckets of {self.sizes} clips give no batch of {batch_size} "
+            raise ValueError(f"buckets of {self.counts} clips give no batch of {batch_size} "
                              f"for each of {num_replicas} processes")
 
     def set_epoch(self, epoch: int) -> None:
@@ -184,7 +201,7 @@ class BucketBatchSampler(Sampler[list[int]]):
 
     def _per_bucket(self) -> list[int]:
         bs = self.batch_size
-        return [n // bs if self.drop_last else -(-n // bs) for n in self.sizes]
+        return [n // bs if self.drop_last else -(-n // bs) for n in self.counts]
 
     def __len__(self) -> int:
         total = sum(self._per_bucket())
@@ -197,7 +214,10 @@ class BucketBatchSampler(Sampler[list[int]]):
         g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
         per_bucket, start = [], 0
         for n, k in zip(self.sizes, self._per_bucket()):
-            idx = (torch.randperm(n, generator=g) if self.shuffle else torch.arange(n)) + start
+            idx = torch.arange(start, start + n)
+            if self.repeats is not None:
+                idx = idx.repeat_interleave(self.repeats[start:start + n])
+            idx = idx[torch.randperm(len(idx), generator=g)] if self.shuffle else idx
             per_bucket.append([idx[i * self.batch_size:(i + 1) * self.batch_size].tolist() for i in range(k)])
             start += n
         if self.shuffle:
@@ -218,12 +238,14 @@ class LatentDataModule(L.LightningDataModule):
     sampler (use_distributed_sampler=False): under DDP the batch sampler shards by rank itself."""
 
     def __init__(self, train_path: Path, val_path: Path, batch_size: int, num_workers: int = 0, seed: int = 0,
-                 legacy_bucket: Bucket | None = None, object_maps: bool = False):
+                 legacy_bucket: Bucket | None = None, object_maps: bool = False,
+                 caption_repeats: dict[str, int] | None = None):
         super().__init__()
         self.train_path, self.val_path = train_path, val_path
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
         self.legacy_bucket = legacy_bucket
         self.object_maps = object_maps
+        self.caption_repeats = dict(caption_repeats or {})
 
     def _ranks(self) -> tuple[int, int]:
         t = self.trainer
@@ -235,8 +257,9 @@ class LatentDataModule(L.LightningDataModule):
         # training shards the batches among DDP ranks; validation runs whole on every rank, so the logged
         # (rank 0) losses cover every bucket and every val clip
         n, rank = self._ranks() if train else (1, 0)
+        repeats = caption_repeats(ds, self.caption_repeats) if train and self.caption_repeats else None
         sampler = BucketBatchSampler(ds.sizes, self.batch_size, shuffle=train, drop_last=train, seed=self.seed,
-                                     num_replicas=n, rank=rank)
+                                     num_replicas=n, rank=rank, repeats=repeats)
         return DataLoader(ds, batch_sampler=sampler, num_workers=self.num_workers if train else 0,
                           collate_fn=_collate, persistent_workers=train and self.num_workers > 0)
 
@@ -691,7 +714,7 @@ def train_dit(cfg: DiTTrainConfig) -> Path:
                 precompute_object_maps(p, d.fps, tuple(d.families) or FAMILIES, token_px, vae.time_factor,
                                        progress=lambda k, n: print(f"  {k}/{n}", flush=True) if k % 2000 == 0 else None)
     dm = NormalisedLatents(paths["train"], paths["val"], d.batch_size, stats, d.num_workers, seed=cfg.train.seed,
-                           legacy_bucket=d.bucket_list()[0], object_maps=use_maps)
+                           legacy_bucket=d.bucket_list()[0], object_maps=use_maps, caption_repeats=d.caption_repeats)
     module = DiTModule(cfg)
     _init_weights(module, cfg)
     # every batch from one bucket: the bucket batch sampler shards DDP ranks itself; validation visits the
@@ -703,8 +726,10 @@ def train_dit(cfg: DiTTrainConfig) -> Path:
 
 class NormalisedLatents(LatentDataModule):
     def __init__(self, train_path, val_path, batch_size, stats: dict, num_workers: int = 0, seed: int = 0,
-                 legacy_bucket: Bucket | None = None, object_maps: bool = False):
-        super().__init__(train_path, val_path, batch_size, num_workers, seed, legacy_bucket, object_maps)
+                 legacy_bucket: Bucket | None = None, object_maps: bool = False,
+                 caption_repeats: dict[str, int] | None = None):
+        super().__init__(train_path, val_path, batch_size, num_workers, seed, legacy_bucket, object_maps,
+                         caption_repeats)
         self.mean = stats["mean"].view(1, -1, 1, 1, 1)
         self.std = stats["std"].view(1, -1, 1, 1, 1)
 

@@ -787,6 +787,41 @@ def test_bucket_sampler_single_bucket_batches_in_proportion_and_deterministic():
         BucketBatchSampler([3, 2], 4)
 
 
+def test_repeated_clips_come_as_often_as_asked_within_their_bucket():
+    from types import SimpleNamespace
+
+    from generator.training import BucketBatchSampler, caption_repeats
+
+    # clips that name a square twice an epoch (session 30: the DiT draws squares round); a word in any phrasing
+    ds = SimpleNamespace(captions=[[["a red ball falls"], ["a blue square falls", "a blue block falls"]],
+                                   [["two squares slide"], ["a ball", "a green ball bounces"], ["a squared ball"]]])
+    reps = caption_repeats(ds, {"square": 2, "ball": 1})
+    assert reps == [1, 2, 2, 1, 1]  # plural counts, "squared" does not
+    assert caption_repeats(ds, {"square": 2, "blue": 3}) == [1, 3, 2, 1, 1]  # the largest count wins
+    sizes, repeats = [6, 4], [1, 3, 1, 1, 1, 1, 1, 1, 1, 3]  # bucket 0: 8 items an epoch, bucket 1: 6
+    s = BucketBatchSampler(sizes, 2, seed=3, repeats=repeats)
+    epoch = list(s)
+    assert len(epoch) == len(s) == 7
+    assert all(max(b) < 6 or min(b) >= 6 for b in epoch)  # a batch never mixes buckets
+    flat = [i for b in epoch for i in b]
+    assert sorted(flat) == sorted(i for i, k in enumerate(repeats) for _ in range(k))
+    assert list(BucketBatchSampler(sizes, 2, seed=3, repeats=repeats)) == epoch  # a function of (seed, epoch)
+    assert list(BucketBatchSampler(sizes, 2, seed=3, repeats=[1] * 10)) == list(BucketBatchSampler(sizes, 2, seed=3))
+    for bad in ([1] * 9, [1] * 9 + [0]):
+        with pytest.raises(ValueError, match="repeats must give"):
+            BucketBatchSampler(sizes, 2, repeats=bad)
+    with pytest.raises(ValueError, match="only when shuffling"):
+        BucketBatchSampler(sizes, 2, shuffle=False, repeats=[1] * 10)
+
+
+@pytest.mark.parametrize("words", [{"square": 0}, {"square": 1.5}, {"": 2}, {"square": True}, {3: 2}])
+def test_caption_repeats_config_refuses_what_is_not_a_word_and_a_count(words):
+    from generator.config import DataConfig
+
+    with pytest.raises(ValueError, match="caption_repeats maps words"):
+        DataConfig(caption_repeats=words)
+
+
 @pytest.mark.parametrize("buckets, weights, message", [
     ([[16, 64, 64]], [], "frames must be 1 \\+ 4k"),
     ([[69, 64, 64]], [], "frames must be 1 \\+ 4k"),
@@ -929,9 +964,11 @@ def test_dit_trains_on_two_buckets_and_resumes(tmp_path):
     for key in ("val/loss", "val/loss_5x32x32", "val/loss_5x32x48"):  # validation over every bucket
         assert any(r.get(key) for r in rows), key
     mtime = train_file.stat().st_mtime_ns
-    main(["dit", "--config", str(cfg), "--max-steps", "6"])  # resumes from last.ckpt, reuses the cache
+    # resumes from last.ckpt, reuses the cache; a resumed run may weight clips by their captions
+    main(["dit", "--config", str(cfg), "--max-steps", "6", "--set", "data.caption_repeats={rolls: 2}"])
     blob = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     assert blob["global_step"] == 6 and blob["hyper_parameters"]["config"]["data"]["buckets"] == ((5, 32, 32), (5, 32, 48))
+    assert blob["hyper_parameters"]["config"]["data"]["caption_repeats"] == {"rolls": 2}
     assert train_file.stat().st_mtime_ns == mtime
 
 
