@@ -72,6 +72,9 @@ class DataConfig:
     caption_repeats: dict = field(default_factory=dict)
 
     def __post_init__(self):
+        if not isinstance(self.caption_repeats or {}, dict):
+            raise ValueError(f"caption_repeats maps words to whole counts from 1 to 100 ({{square: 2}}), "
+                             f"got {self.caption_repeats!r}")
         self.caption_repeats = dict(self.caption_repeats or {})
         bad = {w: k for w, k in self.caption_repeats.items()
                if not (isinstance(w, str) and w.strip() and isinstance(k, int) and not isinstance(k, bool) and 1 <= k <= 100)}

@@ -152,7 +152,7 @@ def caption_repeats(ds: LatentDataset, words: dict[str, int]) -> list[int]:
     """Per item of ds, how many times it comes in a training epoch: the largest count of `words` whose word one
     of its captions names ({"square": 2}: clips with a square twice), else 1. The world draws balls as half of
     all objects; the DiT draws squares of moving families round (model card, session 30)."""
-    pats = [(re.compile(rf"\b{re.escape(w)}s?\b"), k) for w, k in words.items()]
+    pats = [(re.compile(rf"\b{re.escape(w.lower())}s?\b"), k) for w, k in words.items()]
     return [max([k for pat, k in pats if any(pat.search(c.lower()) for c in caps)], default=1)
             for bucket in ds.captions for caps in bucket]
 

@@ -797,7 +797,7 @@ def test_repeated_clips_come_as_often_as_asked_within_their_bucket():
                                    [["two squares slide"], ["a ball", "a green ball bounces"], ["a squared ball"]]])
     reps = caption_repeats(ds, {"square": 2, "ball": 1})
     assert reps == [1, 2, 2, 1, 1]  # plural counts, "squared" does not
-    assert caption_repeats(ds, {"square": 2, "blue": 3}) == [1, 3, 2, 1, 1]  # the largest count wins
+    assert caption_repeats(ds, {"Square": 2, "blue": 3}) == [1, 3, 2, 1, 1]  # the largest count wins; any case
     sizes, repeats = [6, 4], [1, 3, 1, 1, 1, 1, 1, 1, 1, 3]  # bucket 0: 8 items an epoch, bucket 1: 6
     s = BucketBatchSampler(sizes, 2, seed=3, repeats=repeats)
     epoch = list(s)
@@ -814,7 +814,7 @@ def test_repeated_clips_come_as_often_as_asked_within_their_bucket():
         BucketBatchSampler(sizes, 2, shuffle=False, repeats=[1] * 10)
 
 
-@pytest.mark.parametrize("words", [{"square": 0}, {"square": 1.5}, {"": 2}, {"square": True}, {3: 2}])
+@pytest.mark.parametrize("words", [{"square": 0}, {"square": 1.5}, {"": 2}, {"square": True}, {3: 2}, "square", [2]])
 def test_caption_repeats_config_refuses_what_is_not_a_word_and_a_count(words):
     from generator.config import DataConfig
 
