@@ -17,7 +17,7 @@
         --seeds-per-prompt 4 --sample-seed-base 5000000 [--checkpoint DIT]
     python -m benchmarks.generator_quality --vae-only runs/vae/checkpoints/last.ckpt --n 40
     python -m benchmarks.generator_quality --loss-by-family 16 [--checkpoint DIT]
-    python -m benchmarks.generator_quality --compare A/quality.json B/quality.json
+    python -m benchmarks.generator_quality --compare A/quality.json B/quality.json [--prompts-naming square]
 
 The last is the DiT's denoising error by scene family and noise level on held-out clips (1-2 minutes on 2 cores,
 where the figures above take 15 or more): which families a run should weight, and whether a candidate learnt them.
@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -290,6 +291,13 @@ PAIRED_FIGURES = (("prompt_ok", True), ("adherence", True), ("objects_ok", True)
 LATER_FIGURES = {"objects_ok": "extras_ok", "extras_ok": "extras_ok", "motion_ok": "motion_ok"}
 
 
+def prompts_naming(rows: list[dict], word: str) -> list[dict]:
+    """The rows whose prompt names `word` (a whole word, or its plural; any case): e.g. "square", to see a
+    change on the prompts it concerns apart from the others."""
+    pat = re.compile(rf"\b{re.escape(word.strip().lower())}s?\b")
+    return [r for r in rows if pat.search(str(r.get("prompt", "")).lower())]
+
+
 def paired_difference(rows_a: list[dict], rows_b: list[dict]) -> dict:
     """Two checkpoints measured on the same prompts and sampling seeds (the `rows` of two dit_quality results made
     with the same n, split, offset, seeds per prompt and sampler), compared as the model card compares candidates:
@@ -392,6 +400,8 @@ def main(argv=None) -> None:
                     help="only the VAE figures of this .safetensors or training .ckpt (printed, nothing written)")
     ap.add_argument("--compare", type=Path, nargs=2, metavar=("A", "B"),
                     help="paired figures of two quality.json files (or row lists) of the same prompts and seeds")
+    ap.add_argument("--prompts-naming", metavar="WORD",
+                    help="with --compare: only the prompts that name WORD (e.g. square)")
     ap.add_argument("--loss-by-family", type=int, metavar="N",
                     help="only the DiT's flow loss by scene family and noise level, on N val clips per family "
                          "(printed, nothing written)")
@@ -406,9 +416,16 @@ def main(argv=None) -> None:
         ap.error(str(e))
     if args.loss_by_family is not None and args.loss_by_family < 1:
         ap.error("--loss-by-family must be at least 1")
+    if args.prompts_naming is not None and not (args.compare and args.prompts_naming.strip()):
+        ap.error("--prompts-naming takes a word, and goes with --compare")
     if args.compare:
         try:
-            res = paired_difference(*(_read_rows(p) for p in args.compare))
+            rows = [_read_rows(p) for p in args.compare]
+            if args.prompts_naming:
+                rows = [prompts_naming(r, args.prompts_naming) for r in rows]
+                if not rows[0]:
+                    raise ValueError(f"no prompt of {args.compare[0]} names '{args.prompts_naming}'")
+            res = paired_difference(*rows)
         except KeyError as e:  # a row without a figure the comparison reads
             ap.error(f"cannot compare {args.compare[0]} with {args.compare[1]}: a row has no {e}")
         except (OSError, ValueError, TypeError) as e:  # missing, not JSON, not rows, not paired

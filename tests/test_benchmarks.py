@@ -567,6 +567,32 @@ def test_paired_difference_pairs_samples_by_seed_and_counts_prompts_as_the_unit(
     assert e.value.code == 2 and "a row has no 'prompt_ok'" in capsys.readouterr().err
 
 
+def test_compare_of_the_prompts_that_name_a_word(tmp_path, capsys):
+    # session 30: a run that weights squares is judged on the prompts that name one, apart from the others
+    from benchmarks.generator_quality import main, prompts_naming
+
+    def rows(ok_square, ok_ball):
+        return [{"seed": s, "sample_seed": j, "family": "fall", "prompt": prompt, "prompt_ok": ok, "adherence": 1.0,
+                 "permanence_ok": True} for s, prompt, ok in ((1, "a red square falls", ok_square),
+                                                              (2, "two Squares and a ball", ok_square),
+                                                              (3, "a blue ball rolls", ok_ball)) for j in (0, 1)]
+
+    assert [r["seed"] for r in prompts_naming(rows(1, 1), "square")] == [1, 1, 2, 2]  # plural, any case
+    assert prompts_naming(rows(1, 1), "squ") == []  # whole words only
+    (tmp_path / "a.json").write_text(json.dumps(rows(False, True)))
+    (tmp_path / "b.json").write_text(json.dumps(rows(True, False)))
+    main(["--compare", str(tmp_path / "a.json"), str(tmp_path / "b.json"), "--prompts-naming", "square"])
+    out = capsys.readouterr().out
+    assert json.loads(out.splitlines()[0])["prompts"] == 2 and "B - A +100.0" in out
+    main(["--compare", str(tmp_path / "a.json"), str(tmp_path / "b.json")])  # all prompts: +1/3
+    assert "B - A +33.3" in capsys.readouterr().out
+    for argv, message in ((["--compare", str(tmp_path / "a.json"), str(tmp_path / "b.json"), "--prompts-naming",
+                            "triangle"], "no prompt of"), (["--prompts-naming", "square"], "goes with --compare")):
+        with pytest.raises(SystemExit) as e:
+            main(argv)
+        assert e.value.code == 2 and message in capsys.readouterr().err
+
+
 def test_generator_quality_refuses_zero_seeds_per_prompt_before_any_work(tmp_path, capsys):
     from benchmarks.generator_quality import main
 
