@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -294,8 +293,10 @@ LATER_FIGURES = {"objects_ok": "extras_ok", "extras_ok": "extras_ok", "motion_ok
 def prompts_naming(rows: list[dict], word: str) -> list[dict]:
     """The rows whose prompt names `word` (a whole word, or its plural; any case): e.g. "square", to see a
     change on the prompts it concerns apart from the others."""
-    pat = re.compile(rf"\b{re.escape(word.strip().lower())}s?\b")
-    return [r for r in rows if pat.search(str(r.get("prompt", "")).lower())]
+    from world.captions import names_word
+
+    pat = names_word(word)
+    return [r for r in rows if pat.search(str(r.get("prompt", "")))]
 
 
 def paired_difference(rows_a: list[dict], rows_b: list[dict]) -> dict:

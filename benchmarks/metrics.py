@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from world.captions import article
+
 from .perception import EPHEMERAL, PALETTE_NAMES, SHAPE_CLASSES, Detection, ObjTrack, Perception, _near
 
 METRICS = ("permanence", "identity", "gravity", "bounce_energy", "momentum", "teleport", "causality",
@@ -659,10 +661,6 @@ def _state_change(p: Perception, text: str, kind: str | None, objs: list[ObjTrac
 PROMPT_CHECKS = ("objects", "extras", "scene", "motion")
 
 
-def _a(word: str) -> str:
-    return "an" if word[:1] in "aeiou" else "a"
-
-
 def _prompt_violation(check: str, what: str, tr: ObjTrack | None = None, t: int | None = None) -> Violation:
     """A failed prompt check of this kind, placed on the track it concerns (at frame t, else its first) where
     there is one."""
@@ -704,7 +702,7 @@ def prompt_adherence(p: Perception, prompt: str | None) -> tuple[float | None, l
         have = _how_many([t for t in shapes if t.colour == colour and t.cls == shape], T)
         other = "/".join(sorted({t.cls for t in shapes if t.colour == colour} - {shape}))
         checks.append(None if have == n else _prompt_violation("objects",
-            f"{colour} {shape}: {have} in the clip, the prompt says {n}" + (f" ({_a(colour)} {colour} {other} instead)" if other else "")))
+            f"{colour} {shape}: {have} in the clip, the prompt says {n}" + (f" ({article(colour)} {colour} {other} instead)" if other else "")))
     for cls in sorted(props):
         have = _how_many([t for t in objs if t.cls == cls], T)
         checks.append(None if have == 1 else _prompt_violation("objects", f"{cls}: {have} in the clip, the prompt's scene has one"))

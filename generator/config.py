@@ -72,14 +72,11 @@ class DataConfig:
     caption_repeats: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        if not isinstance(self.caption_repeats or {}, dict):
-            raise ValueError(f"caption_repeats maps words to whole counts from 1 to 100 ({{square: 2}}), "
-                             f"got {self.caption_repeats!r}")
-        self.caption_repeats = dict(self.caption_repeats or {})
-        bad = {w: k for w, k in self.caption_repeats.items()
-               if not (isinstance(w, str) and w.strip() and isinstance(k, int) and not isinstance(k, bool) and 1 <= k <= 100)}
-        if bad:
-            raise ValueError(f"caption_repeats maps words to whole counts from 1 to 100, got {bad}")
+        cr = self.caption_repeats or {}
+        if not isinstance(cr, dict) or not all(isinstance(w, str) and w.strip() and type(k) is int and 1 <= k <= 100
+                                               for w, k in cr.items()):
+            raise ValueError(f"caption_repeats maps words to whole counts from 1 to 100 ({{square: 2}}), got {cr!r}")
+        self.caption_repeats = dict(cr)
         self.buckets = tuple(check_bucket(b) for b in self.buckets)
         if len(set(self.buckets)) != len(self.buckets):
             raise ValueError(f"buckets are listed twice: {[list(b) for b in self.buckets]}")

@@ -16,7 +16,6 @@ import copy
 import hashlib
 import json
 import math
-import re
 import time
 from pathlib import Path
 
@@ -27,6 +26,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from world import FAMILIES, make_clip
+from world.captions import names_word
 from world.dataset import OnTheFlyWorld, to_tensor
 
 from .config import (Bucket, DataConfig, DiTTrainConfig, VAETrainConfig, bucket_name, config_to_dict,
@@ -152,8 +152,8 @@ def caption_repeats(ds: LatentDataset, words: dict[str, int]) -> list[int]:
     """Per item of ds, how many times it comes in a training epoch: the largest count of `words` whose word one
     of its captions names ({"square": 2}: clips with a square twice), else 1. The world draws balls as half of
     all objects; the DiT draws squares of moving families round (model card, session 30)."""
-    pats = [(re.compile(rf"\b{re.escape(w.lower())}s?\b"), k) for w, k in words.items()]
-    return [max([k for pat, k in pats if any(pat.search(c.lower()) for c in caps)], default=1)
+    pats = [(names_word(w), k) for w, k in words.items()]
+    return [max([k for pat, k in pats if any(pat.search(c) for c in caps)], default=1)
             for bucket in ds.captions for caps in bucket]
 
 

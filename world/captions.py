@@ -6,6 +6,8 @@ Every fact a caption states (colours, shapes, counts, directions, bounces, relat
 """
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from .scenes import Scene, Track
@@ -18,9 +20,18 @@ def noun(t: Track) -> str:
     return f"{t.colour} {t.cls}"
 
 
+def article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
+
+
 def a(t: Track) -> str:
     n = noun(t)
-    return f"{'an' if n[0] in 'aeiou' else 'a'} {n}"
+    return f"{article(n)} {n}"
+
+
+def names_word(word: str) -> re.Pattern:
+    """A pattern that finds `word` in a caption or prompt: the whole word or its plural, in any case."""
+    return re.compile(rf"\b{re.escape(word.strip().lower())}s?\b", re.IGNORECASE)
 
 
 def _join(items: list[str]) -> str:
