@@ -8,7 +8,16 @@ loss against the samples seen, over every stage of its lineage (one Lightning `m
         --stage "H200 s14 (batch 512)=runs/dit16h_metrics.csv:512:870880"
 
 A stage is LABEL=CSV:BATCH:START (START: samples seen before the stage's step 0). Writes the PNG and, beside it,
-a CSV of the plotted points (`.csv`), so the curves stay readable where the runs/ folders are gone.
+a CSV of the plotted points (`.csv`), so the curves stay readable where the runs/ folders are gone: a CSV with a
+`stage` column (that file, or a copy of it) gives back the points of the stage named LABEL. A resumed run logs each
+resume to a new `version_N/metrics.csv`: CSV may be several joined by `+`, each later one replacing the steps from
+its first on (a resume repeats the steps after its checkpoint). Session 31 (the lineage up to session 28 read back):
+
+    cp generator/weights/loss_curves.csv /tmp/prev.csv
+    python scripts/plot_dit_training.py --out generator/weights/loss_curves.png \
+        --stage "H200 s13 (batch 256)=/tmp/prev.csv:256:0" ... (each stage of /tmp/prev.csv, as above) \
+        --stage "CPU s30 from the s28 DiT, squares 2x from step 100=runs/dit30/logs/version_0/metrics.csv+...:128:2520032" \
+        --stage "CPU s31 cooldown from 250=runs/dit31cd/logs/version_0/metrics.csv:128:2520032"
 """
 from __future__ import annotations
 
@@ -19,17 +28,37 @@ from pathlib import Path
 import numpy as np
 
 
-def read_stage(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(train steps, train loss, val steps, val loss) of a Lightning CSVLogger file."""
+def read_points(path: Path, label: str) -> tuple[list, list]:
+    """[(step, train loss)], [(step, val loss)] of a Lightning CSVLogger file, or of the stage `label` of a CSV
+    this script wrote."""
     tr, va = [], []
     with open(path, newline="") as f:
         for row in csv.DictReader(f):
             if row.get("step") in (None, "", "step"):
                 continue
+            if "stage" in row:  # this script's own CSV
+                if row["stage"] == label:
+                    (tr if row["kind"] == "train" else va).append((int(row["step"]), float(row["loss"])))
+                continue
             if row.get("train/loss"):
                 tr.append((int(row["step"]), float(row["train/loss"])))
             if row.get("val/loss"):
                 va.append((int(row["step"]), float(row["val/loss"])))
+    return tr, va
+
+
+def read_stage(paths: str, label: str = "") -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(train steps, train loss, val steps, val loss) of one or more CSVs joined by `+` (a run's resumes in order:
+    each replaces the steps from its first on)."""
+    tr, va = [], []
+    for path in paths.split("+"):
+        t, v = read_points(Path(path), label)
+        first = min([s for s, _ in t + v], default=None)
+        if first is not None:
+            tr = [p for p in tr if p[0] < first] + t
+            va = [p for p in va if p[0] < first] + v
+    if not tr and not va:
+        raise SystemExit(f"no loss in {paths}" + (f" for the stage {label!r}" if label else ""))
     tr, va = np.array(tr or np.zeros((0, 2))), np.array(va or np.zeros((0, 2)))
     return tr[:, 0], tr[:, 1], va[:, 0], va[:, 1]
 
@@ -55,7 +84,7 @@ def main(argv=None) -> None:
     for spec in args.stage:
         label, rest = spec.split("=", 1)
         path, batch, start = rest.rsplit(":", 2)
-        ts, tl, vs, vl = read_stage(Path(path))
+        ts, tl, vs, vl = read_stage(path, label)
         x = (int(start) + ts * int(batch)) / 1e3
         m = moving_mean(tl, args.smooth)
         a1.plot(x[len(x) - len(m):], m, label=label, lw=1)

@@ -1311,3 +1311,36 @@ def test_pipeline_hands_the_high_noise_steps_to_its_expert(tmp_path):
         load_pipeline(other, vae_file, expert=expert_file)
     with pytest.raises(DaasError, match="not found"):
         load_pipeline(base_file, vae_file, expert=tmp_path / "missing.safetensors")
+
+
+def test_loss_curve_plot_joins_resumes_and_reads_its_own_csv_back(tmp_path):
+    """scripts/plot_dit_training.py: a resumed run's second metrics file replaces the steps it repeats, and a
+    stage read back from the script's own CSV keeps its points (the lineage drawn again without its runs/)."""
+    cols = ["epoch", "step", "train/loss", "val/loss"]
+
+    def metrics(path, rows):
+        with open(path, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(cols)
+            w.writerows(rows)
+
+    metrics(tmp_path / "v0.csv", [[0, 9, 1.0, ""], [0, 19, 0.9, ""], [0, 29, 0.8, ""], [0, 29, "", 0.5]])
+    metrics(tmp_path / "v1.csv", [[0, 19, 0.7, ""], [0, 39, 0.6, ""], [0, 39, "", 0.4]])
+    script = Path(__file__).resolve().parents[1] / "scripts" / "plot_dit_training.py"
+    first = tmp_path / "a" / "curves.png"
+    joined = f"{tmp_path / 'v0.csv'}+{tmp_path / 'v1.csv'}"
+    subprocess.run([sys.executable, str(script), "--out", str(first), "--smooth", "1",
+                    "--stage", f"run={joined}:128:0"], check=True, capture_output=True)
+    rows = list(csv.DictReader(open(first.with_suffix(".csv"))))
+    assert [(r["kind"], int(r["step"]), float(r["loss"])) for r in rows] == [
+        ("train", 9, 1.0), ("train", 19, 0.7), ("train", 39, 0.6), ("val", 39, 0.4)]
+    again = tmp_path / "b" / "curves.png"
+    subprocess.run([sys.executable, str(script), "--out", str(again), "--smooth", "1",
+                    "--stage", f"run={first.with_suffix('.csv')}:128:0",
+                    "--stage", f"next={tmp_path / 'v1.csv'}:128:5120"], check=True, capture_output=True)
+    back = list(csv.DictReader(open(again.with_suffix(".csv"))))
+    assert [r for r in back if r["stage"] == "run"] == rows
+    assert len([r for r in back if r["stage"] == "next"]) == 3
+    bad = subprocess.run([sys.executable, str(script), "--out", str(tmp_path / "c.png"),
+                          "--stage", f"missing={first.with_suffix('.csv')}:128:0"], capture_output=True, text=True)
+    assert bad.returncode != 0 and "no loss" in bad.stderr and "Traceback" not in bad.stderr
