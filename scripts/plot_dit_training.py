@@ -15,9 +15,12 @@ its first on (a resume repeats the steps after its checkpoint). Session 31 (the 
 
     cp generator/weights/loss_curves.csv /tmp/prev.csv
     python scripts/plot_dit_training.py --out generator/weights/loss_curves.png \
-        --stage "H200 s13 (batch 256)=/tmp/prev.csv:256:0" ... (each stage of /tmp/prev.csv, as above) \
+        --stage "H200 s13 (batch 256)=/tmp/prev.csv:256:0" ... (each stage of /tmp/prev.csv by its label) \
         --stage "CPU s30 from the s28 DiT, squares 2x from step 100=runs/dit30/logs/version_0/metrics.csv+...:128:2520032" \
         --stage "CPU s31 cooldown from 250=runs/dit31cd/logs/version_0/metrics.csv:128:2520032"
+
+with BATCH:START of the stages read back: the two H200 s13 stages 256:0, the CPU cooldown s13 8:858880, H200 s14
+512:870880, CPU s21 128:1833440, s22 128:1930848, s24-28 and both of its cooldowns 128:2005728.
 """
 from __future__ import annotations
 
