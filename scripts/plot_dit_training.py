@@ -50,7 +50,7 @@ def read_points(path: Path, label: str) -> tuple[list, list]:
     return tr, va
 
 
-def read_stage(paths: str, label: str = "") -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def read_stage(paths: str, label: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(train steps, train loss, val steps, val loss) of one or more CSVs joined by `+` (a run's resumes in order:
     each replaces the steps from its first on)."""
     tr, va = [], []
@@ -61,7 +61,7 @@ def read_stage(paths: str, label: str = "") -> tuple[np.ndarray, np.ndarray, np.
             tr = [p for p in tr if p[0] < first] + t
             va = [p for p in va if p[0] < first] + v
     if not tr and not va:
-        raise SystemExit(f"no loss in {paths}" + (f" for the stage {label!r}" if label else ""))
+        raise ValueError(f"no loss in {paths} for the stage {label!r}")
     tr, va = np.array(tr or np.zeros((0, 2))), np.array(va or np.zeros((0, 2)))
     return tr[:, 0], tr[:, 1], va[:, 0], va[:, 1]
 
@@ -85,13 +85,17 @@ def main(argv=None) -> None:
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
     points = []
     for spec in args.stage:
-        label, rest = spec.split("=", 1)
-        path, batch, start = rest.rsplit(":", 2)
-        ts, tl, vs, vl = read_stage(path, label)
-        x = (int(start) + ts * int(batch)) / 1e3
+        try:  # a bad stage: one line and exit 2, before anything is written
+            label, rest = spec.split("=", 1)
+            path, batch, start = rest.rsplit(":", 2)
+            batch, start = int(batch), int(start)
+            ts, tl, vs, vl = read_stage(path, label)
+        except (ValueError, OSError, KeyError) as e:
+            ap.error(f"stage {spec!r}: {e}")
+        x = (start + ts * batch) / 1e3
         m = moving_mean(tl, args.smooth)
         a1.plot(x[len(x) - len(m):], m, label=label, lw=1)
-        xv = (int(start) + vs * int(batch)) / 1e3
+        xv = (start + vs * batch) / 1e3
         a2.plot(xv, vl, "o-", label=label, ms=4)
         points += [(label, "train", int(s), float(v)) for s, v in zip(ts, tl)]
         points += [(label, "val", int(s), float(v)) for s, v in zip(vs, vl)]
