@@ -30,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from daas.fileio import atomic_path
+
 
 def read_points(path: Path, label: str) -> tuple[list, list]:
     """[(step, train loss)], [(step, val loss)] of a Lightning CSVLogger file, or of the stage `label` of a CSV
@@ -106,15 +108,13 @@ def main(argv=None) -> None:
         a.legend(fontsize=7)
     fig.tight_layout()
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=90)
-    tmp.replace(args.out)
+    with atomic_path(args.out, overwrite=True) as tmp:
+        fig.savefig(tmp, dpi=90)
     csv_out = args.out.with_suffix(".csv")
-    with open(csv_out.with_suffix(".tmp"), "w", newline="") as f:
+    with atomic_path(csv_out, overwrite=True) as tmp, open(tmp, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["stage", "kind", "step", "loss"])
         w.writerows((label, kind, s, f"{v:.5f}") for label, kind, s, v in points)
-    csv_out.with_suffix(".tmp").replace(csv_out)
     print(f"wrote {args.out} and {csv_out}")
 
 

@@ -1331,14 +1331,14 @@ def test_loss_curve_plot_joins_resumes_and_reads_its_own_csv_back(tmp_path):
     joined = f"{tmp_path / 'v0.csv'}+{tmp_path / 'v1.csv'}"
     subprocess.run([sys.executable, str(script), "--out", str(first), "--smooth", "1",
                     "--stage", f"run={joined}:128:0"], check=True, capture_output=True)
-    rows = list(csv.DictReader(open(first.with_suffix(".csv"))))
+    rows = list(csv.DictReader(first.with_suffix(".csv").read_text().splitlines()))
     assert [(r["kind"], int(r["step"]), float(r["loss"])) for r in rows] == [
         ("train", 9, 1.0), ("train", 19, 0.7), ("train", 39, 0.6), ("val", 39, 0.4)]
     again = tmp_path / "b" / "curves.png"
     subprocess.run([sys.executable, str(script), "--out", str(again), "--smooth", "1",
                     "--stage", f"run={first.with_suffix('.csv')}:128:0",
                     "--stage", f"next={tmp_path / 'v1.csv'}:128:5120"], check=True, capture_output=True)
-    back = list(csv.DictReader(open(again.with_suffix(".csv"))))
+    back = list(csv.DictReader(again.with_suffix(".csv").read_text().splitlines()))
     assert [r for r in back if r["stage"] == "run"] == rows
     assert len([r for r in back if r["stage"] == "next"]) == 3
     bad = subprocess.run([sys.executable, str(script), "--out", str(tmp_path / "c.png"),
