@@ -70,8 +70,16 @@ class DataConfig:
     # DiT: clips whose caption names one of these words come this many times an epoch ({square: 2}); the
     # latent cache is the same, so a run may add or change it when it resumes
     caption_repeats: dict = field(default_factory=dict)
+    # VAE decoder-only fine-tuning: a file of generator.decoder_pairs (the DiT's latents of train clips, each with
+    # its clip as the target) and the share of each batch's clips taken from it; the others are world clips
+    dit_pairs: str = ""
+    dit_pairs_share: float = 0.5
 
     def __post_init__(self):
+        if not (math.isfinite(self.dit_pairs_share) and 0 < self.dit_pairs_share <= 1):
+            raise ValueError(f"dit_pairs_share must be in (0, 1], got {self.dit_pairs_share}")
+        if self.dit_pairs and self.crop_frames:
+            raise ValueError("dit_pairs need whole clips (crop_frames: 0): a latent decodes to the whole clip")
         cr = self.caption_repeats or {}
         if not isinstance(cr, dict) or not all(isinstance(w, str) and w.strip() and type(k) is int and 1 <= k <= 100
                                                for w, k in cr.items()):
@@ -248,6 +256,11 @@ class VAETrainConfig:
     model: VAEConfig = field(default_factory=VAEConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self):
+        if self.data.dit_pairs and self.train.train_encoder:
+            raise ValueError("data.dit_pairs is for decoder-only fine-tuning (train.train_encoder: false): "
+                             "the DiT's latents are in the frozen encoder's space")
 
 
 @dataclass

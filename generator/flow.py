@@ -80,6 +80,12 @@ def moves(steps: int, shift: float = 1.0, restart: tuple[float, float] | None = 
     return down[:lo] + ([(ts[lo], ts[hi])] + down[hi:lo]) * restarts + down[lo:]
 
 
+def grid_time(steps: int, shift: float, t: float) -> float:
+    """The time of the sampler's grid (`timesteps(steps, shift)`) nearest t: where a sample that starts part-way
+    (`sample(..., start=...)`) begins."""
+    return min(timesteps(steps, shift).tolist(), key=lambda g: abs(g - t))
+
+
 def renoise(x: torch.Tensor, t0: float, t1: float, noise: torch.Tensor) -> torch.Tensor:
     """x_t0 -> x_t1 (t1 > t0) along the forward process: x_t = (1 - t) x_0 + t noise, so the clean part shrinks by
     (1 - t1) / (1 - t0) and fresh noise tops the noise up to t1 (independent Gaussians add in variance)."""
@@ -93,8 +99,10 @@ def sample(model: Callable, noise: torch.Tensor, text: torch.Tensor, text_mask: 
            method: str = "euler", cond: torch.Tensor | None = None, cond_mask: torch.Tensor | None = None,
            shift: float = 1.0, callback: Callable[[int], None] | None = None,
            guidance_interval: tuple[float, float] = (0.0, 1.0), restart: tuple[float, float] | None = None,
-           restart_noise: Sequence[torch.Tensor] = ()) -> torch.Tensor:
-    """Integrate the flow from `noise` to t = 0. Guidance mixes conditional and unconditional velocities
+           restart_noise: Sequence[torch.Tensor] = (), start: float = 1.0) -> torch.Tensor:
+    """Integrate the flow from `noise` to t = 0. With `start` < 1, `noise` is a sample at that time of the grid
+    (`grid_time`; e.g. a clean latent noised to it) and the steps above it are skipped: SDEdit (Meng et al. 2022),
+    which keeps the given latent's layout and redraws its detail. Guidance mixes conditional and unconditional velocities
     (the unconditional prompt is the empty or the negative prompt); both run in one batch. Guidance applies
     only at times t inside `guidance_interval` (lo, hi] (Kynkaanniemi et al. 2024, "Applying guidance in a
     limited interval"); elsewhere the conditional velocity alone is used, at half the cost. With `restart`
@@ -102,6 +110,9 @@ def sample(model: Callable, noise: torch.Tensor, text: torch.Tensor, text_mask: 
     `callback(i)` follows each step down, i counting on through the restarts."""
     if method not in SAMPLERS:
         raise ValueError(f"unknown sampler {method!r}; choose {' or '.join(SAMPLERS)}")
+    if start < 1.0 and (start != grid_time(steps, shift, start) or restart_noise):
+        raise ValueError(f"start {start:g} is not a time of the sampler's grid (see grid_time), or is given "
+                         "with restarts")
     B = noise.shape[0]
     lo, hi = guidance_interval
     # pad text and null text to one length so both halves go through the model together
@@ -129,6 +140,8 @@ def sample(model: Callable, noise: torch.Tensor, text: torch.Tensor, text_mask: 
     fresh = iter(restart_noise)
     i = 0
     for t0, t1 in moves(steps, shift, restart, len(restart_noise)):
+        if t0 > start:  # above where this sample starts (SDEdit)
+            continue
         if t1 > t0:  # a restart: back up to t1
             x = renoise(x, t0, t1, next(fresh).float())
             continue

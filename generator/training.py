@@ -16,6 +16,7 @@ import copy
 import hashlib
 import json
 import math
+import random
 import time
 from pathlib import Path
 
@@ -31,6 +32,7 @@ from world.dataset import OnTheFlyWorld, to_tensor
 
 from .config import (Bucket, DataConfig, DiTTrainConfig, VAETrainConfig, bucket_name, config_to_dict,
                      resolve_precision)
+from .decoder_pairs import DecoderPairs
 from .dit import DiT
 from .flow import flow_loss
 from .object_maps import ATTRIBUTES, object_maps_path, precompute_object_maps
@@ -89,12 +91,39 @@ class WorldDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         ds = world_dataset(self.cfg, "train", self.cfg.train_clips, True, self.cfg.hflip)
+        collate = _collate
+        if self.cfg.dit_pairs:
+            ds, collate = WorldWithDecoderPairs(ds, DecoderPairs(self.cfg.dit_pairs), self.cfg.dit_pairs_share), None
         return DataLoader(ds, batch_size=self.cfg.batch_size, shuffle=True, num_workers=self.cfg.num_workers,
-                          collate_fn=_collate, drop_last=True, persistent_workers=self.cfg.num_workers > 0)
+                          collate_fn=collate, drop_last=True, persistent_workers=self.cfg.num_workers > 0)
 
     def val_dataloader(self) -> DataLoader:
         ds = world_dataset(self.cfg, "val", self.cfg.val_clips)
         return DataLoader(ds, batch_size=self.cfg.batch_size, collate_fn=_collate)
+
+
+class WorldWithDecoderPairs(Dataset):
+    """World clips, each replaced with probability `share` by a random DiT-latent pair (generator.decoder_pairs):
+    items {"video", "latent", "has_latent", "seed", "caption"}, the latent zero where the clip is the world's (the
+    VAE module decodes the clip's own noisy latent there)."""
+
+    def __init__(self, world: OnTheFlyWorld, pairs: DecoderPairs, share: float):
+        clip = pairs.kw
+        if (clip["n_frames"], clip["height"], clip["width"]) != (world.kw["n_frames"], world.kw["height"],
+                                                                 world.kw["width"]):
+            raise ValueError(f"the decoder pairs are of {pairs.meta['frames']} (frames, height, width) clips, the "
+                             f"data config's of {[world.kw['n_frames'], world.kw['height'], world.kw['width']]}")
+        self.world, self.pairs, self.share = world, pairs, share
+
+    def __len__(self) -> int:
+        return len(self.world)
+
+    def __getitem__(self, i: int) -> dict:
+        if random.random() < self.share:
+            item = self.pairs[random.randrange(len(self.pairs))]
+            return {**item, "has_latent": True, "caption": ""}
+        item = self.world[i]
+        return {**item, "latent": torch.zeros(self.pairs.latents.shape[1:]), "has_latent": False}
 
 
 class LatentDataset(Dataset):
@@ -315,7 +344,10 @@ class VAEModule(L.LightningModule):
         if n and n < x.shape[2]:  # a random window of 1 + 4k frames
             s = int(torch.randint(0, x.shape[2] - n + 1, ()))
             x = x[:, :, s: s + n]
-        recon, mean, logvar = self.vae(x) if not self.cfg.train.decoder_noise else self._noisy_decode(x)
+        z, mean, logvar = self._latents(x)
+        if "latent" in batch:  # the DiT's latents of some clips (data.dit_pairs): those clips decode from them
+            z = torch.where(batch["has_latent"].view(-1, 1, 1, 1, 1), batch["latent"].to(z.dtype), z)
+        recon = self.vae.decode(z)
         loss, parts = vae_loss(x, recon, mean, logvar, kl_weight=self.cfg.train.kl_weight,
                                gradient_weight=self.cfg.train.gradient_weight)
         logs = {"train/loss": loss, **{f"train/{k}": v for k, v in parts.items()}}
@@ -325,15 +357,20 @@ class VAEModule(L.LightningModule):
         self.log_dict(logs, prog_bar=True)
         return loss
 
-    def _noisy_decode(self, x):
-        """Decode a posterior sample plus noise of sigma ~ U(0, decoder_noise) latent standard deviations (per
-        channel, measured on the batch): the (frozen) encoder's clean clip stays the target."""
-        with torch.no_grad():
+    def _latents(self, x):
+        """(a posterior sample of x's latents, the posterior's mean and log-variance). Under train.decoder_noise the
+        sample gets noise of sigma ~ U(0, decoder_noise) latent standard deviations too (per channel, measured on
+        the batch): the (frozen) encoder's clean clip stays the target."""
+        noise = self.cfg.train.decoder_noise
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not noise):
             mean, logvar = self.vae.posterior(x)
-            sigma = torch.rand(x.shape[0], 1, 1, 1, 1, device=x.device) * self.cfg.train.decoder_noise
+        if not noise:
+            return mean + torch.randn_like(mean) * (0.5 * logvar).exp(), mean, logvar
+        with torch.no_grad():
+            sigma = torch.rand(x.shape[0], 1, 1, 1, 1, device=x.device) * noise
             scale = mean.float().std(dim=(0, 2, 3, 4), keepdim=True).to(mean.dtype)
             z = mean + torch.randn_like(mean) * (0.5 * logvar).exp() + sigma * scale * torch.randn_like(mean)
-        return self.vae.decode(z), mean, logvar
+        return z, mean, logvar
 
     def _adversarial(self, x, recon, rec_loss):
         """Hinge GAN in one optimiser step: the discriminator learns from detached reconstructions, and the

@@ -3,10 +3,10 @@ pipeline's defaults (prompts and seeds of the world `test` split from offset 20,
 those seeds, both through H.264 CRF 23; then the same with one random key's DAAS watermark on the clips of both
 classes. Prints one JSON line per detector and condition (AUC, share of fakes flagged at P >= 0.5, reals flagged).
 
-    python scripts/detector_as_users_run_it.py generator/weights/dit.safetensors detector/weights/detector.safetensors
+    python scripts/detector_as_users_run_it.py [--vae VAE] generator/weights/dit.safetensors detector/weights/detector.safetensors
 """
+import argparse
 import json
-import sys
 
 import numpy as np
 import torch
@@ -19,9 +19,9 @@ from provenance.watermark import WatermarkKey, embed
 from world import make_clip, split_seeds
 
 
-def main(dit: str, detectors: list[str]) -> None:
+def main(dit: str, detectors: list[str], vae: str | None = None) -> None:
     torch.set_num_threads(2)
-    pipe = load_pipeline(dit)
+    pipe = load_pipeline(dit, vae_checkpoint=vae)
     fake, real = [], []
     for s in split_seeds("test", 64, offset=20_000):
         c = make_clip(s)
@@ -35,11 +35,16 @@ def main(dit: str, detectors: list[str]) -> None:
         for name, mark in conditions.items():
             pf, _ = score_clips(model, [h264_roundtrip(mark(f, i), 23) for i, f in enumerate(fake)])
             pr, _ = score_clips(model, [h264_roundtrip(mark(f, i), 23) for i, f in enumerate(real)])
-            print(json.dumps({"dit": dit, "detector": det, "precision": pipe.precision, "condition": name,
+            print(json.dumps({"dit": dit, "vae": vae, "detector": det, "precision": pipe.precision, "condition": name,
                               "auc": round(roc_auc(y, np.r_[pf, pr]), 4), "fakes_flagged": float((pf >= 0.5).mean()),
                               "reals_flagged": int((pr >= 0.5).sum()), "median_p_fake": float(np.median(pf))}),
                   flush=True)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2:])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--vae", help="the VAE of the generator (default: the shipped one)")
+    ap.add_argument("dit")
+    ap.add_argument("detectors", nargs="+")
+    args = ap.parse_args()
+    main(args.dit, args.detectors, args.vae)

@@ -201,6 +201,33 @@ def test_sampler_restarts_evaluate_the_window_again_with_the_fresh_noise():
     assert not torch.allclose(again, out)  # the fresh noise enters
 
 
+def test_sampling_from_part_way_skips_the_steps_above_the_start():
+    from generator.flow import grid_time
+
+    x0 = torch.randn(1, 4, 2, 4, 4)
+    seen = []
+
+    def model(x, t, *_):  # the exact velocity for x0 (see test_flow_sampler_integrates_a_known_velocity)
+        seen.append(round(float(t[0]), 3))
+        tt = t.view(-1, 1, 1, 1, 1)
+        return (x - (1 - tt) * x0) / tt.clamp_min(1e-6) - x0
+
+    e, m = torch.zeros(1, 1, 384), torch.ones(1, 1, dtype=torch.bool)
+    t0 = grid_time(4, 1.0, 0.55)
+    assert t0 == 0.5 and grid_time(16, 3.0, 0.7) == pytest.approx(0.7)  # grid 1, .75, .5, .25, 0
+    x_t = (1 - t0) * x0 + t0 * torch.randn_like(x0)  # SDEdit: a clean latent noised to t0
+    out = sample(model, x_t, e, m, e, m, steps=4, guidance=1.0, start=t0)
+    assert seen == [0.5, 0.25] and torch.allclose(out, x0, atol=1e-4)
+    seen.clear()
+    sample(model, torch.randn_like(x0), e, m, e, m, steps=4, guidance=1.0, start=1.0)
+    assert seen == [1.0, 0.75, 0.5, 0.25]  # the default: every step
+    with pytest.raises(ValueError, match="grid"):
+        sample(model, x_t, e, m, e, m, steps=4, guidance=1.0, start=0.55)
+    with pytest.raises(ValueError, match="restarts"):
+        sample(model, x_t, e, m, e, m, steps=4, guidance=1.0, start=0.5, restart=(0.25, 0.75),
+               restart_noise=[torch.zeros_like(x0)])
+
+
 def test_tiny_dit_overfits_one_batch():
     torch.manual_seed(0)
     dit = DiT(TINY_DIT)
@@ -1344,3 +1371,89 @@ def test_loss_curve_plot_joins_resumes_and_reads_its_own_csv_back(tmp_path):
     bad = subprocess.run([sys.executable, str(script), "--out", str(tmp_path / "c.png"),
                           "--stage", f"missing={first.with_suffix('.csv')}:128:0"], capture_output=True, text=True)
     assert bad.returncode != 0 and "no loss" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def _tiny_pipeline():
+    from generator.pipeline import VideoPipeline
+    from generator.text import get_text_encoder
+
+    torch.manual_seed(0)
+    stats = {"mean": 0.1 * torch.arange(4.0), "std": 1 + 0.25 * torch.arange(4.0)}
+    return VideoPipeline(VideoVAE(TINY_VAE).eval(), stats, DiT(TINY_DIT).eval(), get_text_encoder(),
+                         {"dit": "tiny", "dit_sha256": "d" * 64, "vae_sha256": "v" * 64}, precision="32-true")
+
+
+def test_decoder_pairs_are_the_dits_latents_of_train_clips(tmp_path):
+    from generator.decoder_pairs import FOCUS, DecoderPairs, make_decoder_pairs
+    from world import make_clip, split_of
+    from world.dataset import to_tensor
+
+    pipe = _tiny_pipeline()
+    a = make_decoder_pairs(tmp_path / "a.pt", 4, pipe, batch_size=2, log=None)
+    b = make_decoder_pairs(tmp_path / "b.pt", 4, pipe, batch_size=2, log=None)
+    blob_a, blob_b = (torch.load(p, weights_only=True) for p in (a, b))
+    assert torch.equal(blob_a["latents"], blob_b["latents"])  # reproducible per seed
+    z, seeds = blob_a["latents"], blob_a["seeds"].tolist()
+    assert z.shape == (4, 4, 5, 16, 16) and z.dtype == torch.float16 and len(set(seeds)) == 4
+    assert all(split_of(s) == "train" and s >= 600_000 for s in seeds)
+    assert sum(make_clip(s).spec.family in FOCUS for s in seeds) >= 2  # every second one at least
+    assert all(0.4 < t < 0.71 for t in blob_a["starts"].tolist())
+    # the DiT moved the latents away from the clips' own (normalised back: the file holds VAE units)
+    clean = torch.cat([pipe.encode(make_clip(s).frames) for s in seeds]) * pipe.std + pipe.mean
+    assert (z.float() - clean).abs().mean() > 0.01
+    ds = DecoderPairs(a)
+    item = ds[1]
+    assert torch.equal(item["video"], to_tensor(make_clip(seeds[1]).frames)) and torch.equal(item["latent"], z[1].float())
+    with pytest.raises(ValueError, match="not found"):
+        DecoderPairs(tmp_path / "none.pt")
+    with pytest.raises(ValueError, match="grid time"):
+        make_decoder_pairs(tmp_path / "c.pt", 2, pipe, starts=(0.41, 0.42), log=None)
+
+
+def test_decoder_finetune_on_dit_pairs_decodes_the_given_latents(tmp_path):
+    from generator.config import DataConfig, VAETrainConfig
+    from generator.decoder_pairs import make_decoder_pairs
+    from generator.train import main
+    from generator.training import VAEModule, WorldDataModule
+
+    pairs = make_decoder_pairs(tmp_path / "pairs.pt", 2, _tiny_pipeline(), batch_size=2, log=None)
+    data = DataConfig(n_frames=17, batch_size=2, train_clips=200, dit_pairs=str(pairs), dit_pairs_share=0.5,
+                      families=("roll",))
+    loader = WorldDataModule(data).train_dataloader()
+    ds = loader.dataset
+    items = [ds[i] for i in range(200)]
+    assert 0.35 < np.mean([it["has_latent"] for it in items]) < 0.65
+    assert all(torch.equal(it["latent"], ds.pairs[ds.pairs.seeds.index(it["seed"])]["latent"])
+               for it in items if it["has_latent"])
+    batch = next(iter(loader))
+    assert batch["video"].shape == (2, 3, 17, 64, 64) and batch["latent"].shape == (2, 4, 5, 16, 16)
+    # a training step decodes the given latent for a pair's clip and the clip's own latent for a world clip
+    module = VAEModule(VAETrainConfig(model=TINY_VAE, data=data, train=TrainConfig(train_encoder=False)))
+    decoded = []
+    real_decode = module.vae.decode
+    module.vae.decode = lambda z: decoded.append(z) or real_decode(z)
+    module.log_dict = lambda *a, **k: None
+    x = torch.stack([ds.pairs[0]["video"], ds.world[0]["video"]])
+    given = ds.pairs[0]["latent"]
+    torch.manual_seed(5)
+    own = module._latents(x)[0][1]  # a sample of the world clip's own posterior
+    torch.manual_seed(5)
+    loss = module.training_step({"video": x, "latent": torch.stack([given, torch.zeros_like(given)]),
+                                 "has_latent": torch.tensor([True, False])}, 0)
+    assert torch.isfinite(loss) and torch.equal(decoded[-1][0], given) and torch.equal(decoded[-1][1], own)
+    with pytest.raises(ValueError, match="decoder-only"):
+        VAETrainConfig(model=TINY_VAE, data=data)
+    with pytest.raises(ValueError, match="whole clips"):
+        DataConfig(dit_pairs=str(pairs), crop_frames=9)
+    with pytest.raises(ValueError, match="frames, height, width"):
+        WorldDataModule(DataConfig(n_frames=9, dit_pairs=str(pairs))).train_dataloader()
+    # and through `daas train vae`: a short decoder-only run on them
+    cfg = tmp_path / "vae.yaml"
+    cfg.write_text(f"""
+model: {{channels: [8, 16], latent_channels: 4}}
+data: {{batch_size: 2, train_clips: 16, val_clips: 2, families: [roll], dit_pairs: {pairs}, dit_pairs_share: 0.5}}
+train: {{max_steps: 2, lr: 0.003, warmup_steps: 1, checkpoint_every: 2, val_every: 1000, run_dir: {tmp_path / 'run'},
+        train_encoder: false, decoder_noise: 0.5}}
+""")
+    main(["vae", "--config", str(cfg)])
+    assert torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == 2
