@@ -116,9 +116,12 @@ class DecoderPairs(Dataset):
         path = Path(path)
         if not path.is_file():
             raise ValueError(f"decoder pairs {path} not found (make them: python -m generator.decoder_pairs)")
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-        self.latents, self.seeds, self.meta = blob["latents"], blob["seeds"].tolist(), blob["meta"]
-        T, H, W = self.meta["frames"]
+        try:
+            blob = torch.load(path, map_location="cpu", weights_only=True)
+            self.latents, self.seeds, self.meta = blob["latents"], blob["seeds"].tolist(), blob["meta"]
+            T, H, W = self.meta["frames"]
+        except Exception as e:  # noqa: BLE001 - any parse failure is a bad pairs file
+            raise ValueError(f"decoder pairs {path} are unreadable ({type(e).__name__})") from None
         self.kw = dict(n_frames=T, height=H, width=W, fps=self.meta["fps"])
 
     def __len__(self) -> int:

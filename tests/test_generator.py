@@ -1406,6 +1406,9 @@ def test_decoder_pairs_are_the_dits_latents_of_train_clips(tmp_path):
     assert torch.equal(item["video"], to_tensor(make_clip(seeds[1]).frames)) and torch.equal(item["latent"], z[1].float())
     with pytest.raises(ValueError, match="not found"):
         DecoderPairs(tmp_path / "none.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not a pairs file")
+    with pytest.raises(ValueError, match="unreadable"):
+        DecoderPairs(tmp_path / "junk.pt")
     with pytest.raises(ValueError, match="grid time"):
         make_decoder_pairs(tmp_path / "c.pt", 2, pipe, starts=(0.41, 0.42), log=None)
 
