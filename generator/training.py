@@ -365,11 +365,11 @@ class VAEModule(L.LightningModule):
         with torch.set_grad_enabled(torch.is_grad_enabled() and not noise):
             mean, logvar = self.vae.posterior(x)
         if not noise:
-            return mean + torch.randn_like(mean) * (0.5 * logvar).exp(), mean, logvar
+            return self.vae.sample_posterior(mean, logvar), mean, logvar
         with torch.no_grad():
             sigma = torch.rand(x.shape[0], 1, 1, 1, 1, device=x.device) * noise
             scale = mean.float().std(dim=(0, 2, 3, 4), keepdim=True).to(mean.dtype)
-            z = mean + torch.randn_like(mean) * (0.5 * logvar).exp() + sigma * scale * torch.randn_like(mean)
+            z = self.vae.sample_posterior(mean, logvar) + sigma * scale * torch.randn_like(mean)
         return z, mean, logvar
 
     def _adversarial(self, x, recon, rec_loss):

@@ -187,8 +187,7 @@ class VideoVAE(nn.Module):
         """Frames [B, 3, T, H, W] -> (latent mean or sample, log-variance) [B, C, T', H/4, W/4]."""
         self.check_frames(x.shape[2])
         mean, logvar = self.posterior(x)
-        z = mean + torch.randn_like(mean) * (0.5 * logvar).exp() if sample else mean
-        return z, logvar
+        return (self.sample_posterior(mean, logvar) if sample else mean), logvar
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         return self.decoder(z)
@@ -198,10 +197,14 @@ class VideoVAE(nn.Module):
         mean, logvar = self.encoder(x).chunk(2, dim=1)
         return mean, logvar.clamp(-20, 10)
 
+    @staticmethod
+    def sample_posterior(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+        """A draw of the Gaussian (mean, log-variance), differentiable in both (the reparameterisation trick)."""
+        return mean + torch.randn_like(mean) * (0.5 * logvar).exp()
+
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         mean, logvar = self.posterior(x)
-        z = mean + torch.randn_like(mean) * (0.5 * logvar).exp()
-        return self.decode(z), mean, logvar
+        return self.decode(self.sample_posterior(mean, logvar)), mean, logvar
 
 
 def vae_loss(x: torch.Tensor, recon: torch.Tensor, mean: torch.Tensor, logvar: torch.Tensor,
