@@ -16,6 +16,11 @@ import generator.pipeline as gp
 from benchmarks.generator_quality import main
 
 
+def fail(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
 def run(mode: str, path: str, options: list[str]) -> None:
     real, kept = gp.sample, []
     if mode == "record":
@@ -24,26 +29,29 @@ def run(mode: str, path: str, options: list[str]) -> None:
             kept.append(z.clone())
             return z
     elif mode == "replay":
-        kept = torch.load(path, weights_only=True)
+        try:
+            kept = torch.load(path, weights_only=True)
+        except Exception as e:  # noqa: BLE001 - missing or not a recording
+            fail(f"cannot read the recorded samples {path} ({type(e).__name__})")
         recorded = iter(kept)
 
         def sample(model, noise, *args, **kwargs):
             z = next(recorded, None)
             if z is None or z.shape != noise.shape:
-                raise SystemExit(f"error: {path} does not hold this measurement's samples (other options?)")
+                fail(f"{path} does not hold this measurement's samples (other options?)")
             return z
     else:
-        raise SystemExit("usage: quality_replay.py record|replay LATENTS [generator_quality options]")
+        fail("usage: quality_replay.py record|replay LATENTS [generator_quality options]")
     gp.sample = sample
     sys.argv = ["generator_quality", *options]
     main()
     if mode == "record":
         torch.save(kept, path)
     elif next(recorded, None) is not None:
-        raise SystemExit(f"error: {path} holds more samples than this measurement drew (other options?)")
+        fail(f"{path} holds more samples than this measurement drew (other options?)")
 
 
 if __name__ == "__main__":
     if len(sys.argv) < 3:
-        raise SystemExit("usage: quality_replay.py record|replay LATENTS [generator_quality options]")
+        fail("usage: quality_replay.py record|replay LATENTS [generator_quality options]")
     run(sys.argv[1], sys.argv[2], sys.argv[3:])
