@@ -50,6 +50,24 @@ def flow_loss(model: Callable, x0: torch.Tensor, text: torch.Tensor, text_mask: 
     return loss
 
 
+def decoded_loss(decode: Callable, xt: torch.Tensor, t: torch.Tensor, pred: torch.Tensor, x0: torch.Tensor,
+                 cond_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean squared error in pixels between the decoded clean-latent prediction and the decoded true latent.
+
+    The flow loss weighs every latent dimension alike, but the decoder does not: a small latent error can erase an
+    object from one frame of a latent group (the DiT's samples lose objects so, at the groups' first frames; real
+    latents decode intact). Decoding x0_hat = x_t - t v (rectified flow) weighs the DiT's errors by what they do
+    to the frames. `decode` maps normalised latents to frames (gradients flow through it; it stays frozen);
+    latent frames given as conditioning are taken from x0, so they cost nothing."""
+    tt = t.view(-1, 1, 1, 1, 1)
+    x0_hat = xt.float() - tt * pred.float()
+    if cond_mask is not None:
+        x0_hat = torch.where(cond_mask.bool().expand_as(x0_hat), x0.float(), x0_hat)
+    with torch.no_grad():
+        target = decode(x0.float()).float()
+    return (decode(x0_hat).float() - target).pow(2).mean()
+
+
 def _masked_mean(x: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
     return x.mean() if w is None else (x * w).sum() / w.sum().clamp_min(1.0)
 

@@ -34,7 +34,7 @@ from .config import (Bucket, DataConfig, DiTTrainConfig, VAETrainConfig, bucket_
                      resolve_precision)
 from .decoder_pairs import DecoderPairs
 from .dit import DiT
-from .flow import flow_loss
+from .flow import decoded_loss, flow_loss
 from .object_maps import ATTRIBUTES, object_maps_path, precompute_object_maps
 from .vae import PatchDiscriminator, VideoVAE, hinge_d_loss, psnr, vae_loss
 from .weights import torch_save_atomic
@@ -414,6 +414,7 @@ class DiTModule(L.LightningModule):
         self.dit = DiT(cfg.model)
         self.ema = copy.deepcopy(self.dit).requires_grad_(False)
         self._text = None
+        self._decoder = None  # the frozen VAE decoder of train.decoded_loss_weight (attach_decoder; not saved)
         self.aux = None  # the object-map head (generator.object_maps): training only, not exported
         if cfg.train.aux_weight > 0:
             D = cfg.model.width
@@ -430,6 +431,18 @@ class DiTModule(L.LightningModule):
             # on a GPU the captions are encoded there (a batch of 256 costs ~0.1 s on CPU cores, more than a step)
             self._text = get_text_encoder() if self.device.type == "cpu" else TextEncoder().to(self.device)
         return self._text
+
+    def attach_decoder(self, vae: VideoVAE, stats: dict) -> None:
+        """The frozen decoder that train.decoded_loss_weight decodes through, with the latents' statistics (the
+        DiT works on normalised latents). Kept out of the module's parameters and checkpoints."""
+        # a plain attribute, not a submodule: its weights stay out of state_dict, the optimiser and the EMA
+        object.__setattr__(self, "_decoder", (vae.requires_grad_(False).eval(), stats["mean"].view(1, -1, 1, 1, 1),
+                                              stats["std"].view(1, -1, 1, 1, 1)))
+
+    def _decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Normalised latents -> frames, through the attached decoder."""
+        vae, mean, std = self._decoder
+        return vae.decode(z * std.to(z) + mean.to(z))
 
     def _frame_condition(self, x0: torch.Tensor):
         """For a share of samples, give the first latent frame (image-to-video) or the first half of the
@@ -451,21 +464,33 @@ class DiTModule(L.LightningModule):
         caps = [("" if torch.rand(()) < self.cfg.train.caption_dropout else c) for c in batch["caption"]]
         text, mask = self.text(caps)
         cond, cmask = (self._frame_condition(x0) if self.cfg.model.frame_cond else (None, None))
-        if self.aux is None:
-            loss = self._flow_loss(self.dit, x0, text, mask, cond, cmask)
-            self.log("train/loss", loss, prog_bar=True)
-            return loss
-        hidden = {}
+        t = self.cfg.train
+        seen = {}  # what the DiT was given and said, for the terms beyond the flow loss
 
-        def dit(*args):
-            out, hidden["h"] = self.dit(*args, hidden_at=self.cfg.train.aux_block)
+        def dit(xt, tt, *args):
+            if self.aux is None:
+                out = self.dit(xt, tt, *args)
+            else:
+                out, seen["hidden"] = self.dit(xt, tt, *args, hidden_at=t.aux_block)
+            seen.update(xt=xt, t=tt, pred=out)
             return out
 
         loss = self._flow_loss(dit, x0, text, mask, cond, cmask)
-        aux = self.aux_loss(hidden["h"], batch["objects"])
         self.log("train/loss", loss, prog_bar=True)
-        self.log("train/aux", aux)
-        return loss + self.cfg.train.aux_weight * aux
+        total = loss
+        if self.aux is not None:
+            aux = self.aux_loss(seen["hidden"], batch["objects"])
+            self.log("train/aux", aux)
+            total = total + t.aux_weight * aux
+        if t.decoded_loss_weight > 0:
+            if self._decoder is None:
+                raise RuntimeError("train.decoded_loss_weight needs the VAE decoder: DiTModule.attach_decoder")
+            k = t.decoded_loss_clips
+            dec = decoded_loss(self._decode, seen["xt"][:k], seen["t"][:k], seen["pred"][:k], x0[:k],
+                               None if cmask is None else cmask[:k])
+            self.log("train/decoded", dec)
+            total = total + t.decoded_loss_weight * dec
+        return total
 
     def aux_loss(self, hidden: torch.Tensor, objects: torch.Tensor) -> torch.Tensor:
         """Binary cross-entropy of the head's reading of tokens [B, N, width] against object maps
@@ -648,10 +673,13 @@ def train_vae(cfg: VAETrainConfig) -> Path:
         raise ValueError("data.buckets is for the DiT; the VAE trains on (n_frames, height, width) clips")
     L.seed_everything(cfg.train.seed, workers=True, verbose=False)
     run_dir = Path(cfg.train.run_dir)
+    dm = WorldDataModule(cfg.data)
+    if cfg.data.dit_pairs:  # a missing or unfit pairs file fails here, before Lightning makes run_dir
+        dm.train_dataloader()
     module = VAEModule(cfg)
     _init_weights(module, cfg)
     trainer = _trainer(cfg, run_dir)
-    trainer.fit(module, WorldDataModule(cfg.data), ckpt_path=_resume_path(run_dir))
+    trainer.fit(module, dm, ckpt_path=_resume_path(run_dir))
     return run_dir / "checkpoints" / "last.ckpt"
 
 
@@ -753,6 +781,8 @@ def train_dit(cfg: DiTTrainConfig) -> Path:
     dm = NormalisedLatents(paths["train"], paths["val"], d.batch_size, stats, d.num_workers, seed=cfg.train.seed,
                            legacy_bucket=d.bucket_list()[0], object_maps=use_maps, caption_repeats=d.caption_repeats)
     module = DiTModule(cfg)
+    if cfg.train.decoded_loss_weight > 0:
+        module.attach_decoder(vae, stats)
     _init_weights(module, cfg)
     # every batch from one bucket: the bucket batch sampler shards DDP ranks itself; validation visits the
     # buckets in turn, so it sees 4 batches of each

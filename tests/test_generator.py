@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -1258,6 +1259,59 @@ def test_temporal_loss_term_charges_errors_that_change_between_latent_frames():
             TrainConfig(temporal_loss_weight=bad)
 
 
+def test_decoded_loss_is_zero_for_the_true_velocity_and_weighs_errors_by_the_decoder():
+    from generator.flow import decoded_loss
+
+    torch.manual_seed(0)
+    x0, noise = torch.randn(2, 4, 3, 2, 2), torch.randn(2, 4, 3, 2, 2)
+    t = torch.tensor([0.3, 0.8])
+    tt = t.view(-1, 1, 1, 1, 1)
+    xt = (1 - tt) * x0 + tt * noise
+    weights = torch.tensor([10.0, 1.0, 1.0, 1.0]).view(1, 4, 1, 1, 1)  # a decoder that feels channel 0 ten times
+
+    def decode(z):
+        return (z * weights).sum(1, keepdim=True)
+
+    truth = noise - x0
+    assert decoded_loss(decode, xt, t, truth, x0).item() == pytest.approx(0.0, abs=1e-10)
+    err = torch.zeros_like(x0)
+    err[:, 0] = 0.1  # the same latent error, in a channel the decoder feels and in one it barely does
+    loud = decoded_loss(decode, xt, t, truth + err, x0).item()
+    quiet = decoded_loss(decode, xt, t, truth + err.roll(1, dims=1), x0).item()
+    assert loud == pytest.approx(100 * quiet, rel=1e-4) and quiet > 0
+    # x0_hat = x_t - t v, so a velocity error e costs (t e)^2 in a linear decoder
+    want = ((tt * decode(err)) ** 2).mean().item()
+    assert loud == pytest.approx(want, rel=1e-4)
+    # given (conditioning) frames come from x0 whatever the model says there
+    cmask = torch.zeros(2, 1, 3, 1, 1)
+    cmask[:, :, 0] = 1
+    wild = truth.clone()
+    wild[:, :, 0] += 50.0
+    assert decoded_loss(decode, xt, t, wild, x0, cmask).item() == pytest.approx(0.0, abs=1e-8)
+    # gradients reach the prediction, not the (frozen) target
+    pred = (truth + err).requires_grad_(True)
+    decoded_loss(decode, xt, t, pred, x0).backward()
+    assert pred.grad.abs().sum() > 0
+    for bad in ({"decoded_loss_weight": -1.0}, {"decoded_loss_weight": float("nan")}, {"decoded_loss_clips": 0}):
+        with pytest.raises(ValueError, match="decoded_loss"):
+            TrainConfig(**bad)
+
+
+def test_dit_trains_with_the_decoded_loss_through_the_frozen_decoder(tmp_path):
+    from generator.train import main
+
+    run = tmp_path / "run"
+    cfg = _tiny_dit_yaml(tmp_path, run, "roll", "max_steps: 10, decoded_loss_weight: 1.0, decoded_loss_clips: 1")
+    main(["dit", "--config", str(cfg)])
+    blob = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert blob["global_step"] == 10  # (logged every 10 steps)
+    assert all(k.startswith(("dit.", "ema.")) for k in blob["state_dict"])  # the decoder is not saved
+    rows = [r for f in (run / "logs").glob("version_*/metrics.csv")
+            for r in csv.DictReader(f.read_text().splitlines())]
+    decoded = [float(r["train/decoded"]) for r in rows if r.get("train/decoded")]
+    assert decoded and all(math.isfinite(v) and v > 0 for v in decoded)
+
+
 EXPERT_DIT = DiTConfig(width=64, depth=2, heads=2, mlp_ratio=2.0)  # wide enough for int8 and low-rank layers
 
 
@@ -1460,3 +1514,12 @@ train: {{max_steps: 2, lr: 0.003, warmup_steps: 1, checkpoint_every: 2, val_ever
 """)
     main(["vae", "--config", str(cfg)])
     assert torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == 2
+    # a missing pairs file fails before the run's folder is made
+    from generator.config import load_config
+    from generator.training import train_vae
+
+    bad = load_config(cfg, VAETrainConfig, [f"data.dit_pairs={tmp_path / 'gone.pt'}",
+                                            f"train.run_dir={tmp_path / 'run2'}"])
+    with pytest.raises(ValueError, match="not found"):
+        train_vae(bad)
+    assert not (tmp_path / "run2").exists()
