@@ -88,12 +88,14 @@ class WorldDataModule(L.LightningDataModule):
     def __init__(self, cfg: DataConfig):
         super().__init__()
         self.cfg = cfg
+        self._pairs = None  # data.dit_pairs, read once (train_vae checks them before the run starts)
 
     def train_dataloader(self) -> DataLoader:
         ds = world_dataset(self.cfg, "train", self.cfg.train_clips, True, self.cfg.hflip)
         collate = _collate
         if self.cfg.dit_pairs:
-            ds, collate = WorldWithDecoderPairs(ds, DecoderPairs(self.cfg.dit_pairs), self.cfg.dit_pairs_share), None
+            self._pairs = self._pairs or DecoderPairs(self.cfg.dit_pairs)
+            ds, collate = WorldWithDecoderPairs(ds, self._pairs, self.cfg.dit_pairs_share), None
         return DataLoader(ds, batch_size=self.cfg.batch_size, shuffle=True, num_workers=self.cfg.num_workers,
                           collate_fn=collate, drop_last=True, persistent_workers=self.cfg.num_workers > 0)
 
@@ -435,9 +437,9 @@ class DiTModule(L.LightningModule):
     def attach_decoder(self, vae: VideoVAE, stats: dict) -> None:
         """The frozen decoder that train.decoded_loss_weight decodes through, with the latents' statistics (the
         DiT works on normalised latents). Kept out of the module's parameters and checkpoints."""
-        # a plain attribute, not a submodule: its weights stay out of state_dict, the optimiser and the EMA
-        object.__setattr__(self, "_decoder", (vae.requires_grad_(False).eval(), stats["mean"].view(1, -1, 1, 1, 1),
-                                              stats["std"].view(1, -1, 1, 1, 1)))
+        # in a tuple, not a submodule: its weights stay out of state_dict, the optimiser and the EMA
+        self._decoder = (vae.requires_grad_(False).eval(), stats["mean"].view(1, -1, 1, 1, 1),
+                         stats["std"].view(1, -1, 1, 1, 1))
 
     def _decode(self, z: torch.Tensor) -> torch.Tensor:
         """Normalised latents -> frames, through the attached decoder."""

@@ -14,6 +14,7 @@ import torch
 
 import generator.pipeline as gp
 from benchmarks.generator_quality import main
+from generator.weights import torch_save_atomic
 
 
 def fail(message: str) -> None:
@@ -46,7 +47,7 @@ def run(mode: str, path: str, options: list[str]) -> None:
     sys.argv = ["generator_quality", *options]
     main()
     if mode == "record":
-        torch.save(kept, path)
+        torch_save_atomic(kept, path)
     elif next(recorded, None) is not None:
         fail(f"{path} holds more samples than this measurement drew (other options?)")
 
