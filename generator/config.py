@@ -187,6 +187,12 @@ class TrainConfig:
     # first decoded_loss_clips samples of each batch (the decoder's backward pass costs ~0.1 s a clip on 2 cores)
     decoded_loss_weight: float = 0.0
     decoded_loss_clips: int = 16
+    # DiT: guidance distillation (generator.flow.guidance_distillation_loss; "" = off): the DiT (with
+    # model.guidance_head) learns the classifier-free guided velocity of this teacher DiT file at guidance scales
+    # drawn uniformly from distill_guidance [lo, hi], in place of the flow loss; generation then needs one DiT
+    # evaluation per guided step where CFG needs a batch of two
+    distill_from: str = ""
+    distill_guidance: tuple[float, float] = (1.0, 6.0)
     accelerator: str = "cpu"
     devices: int = 1
     strategy: str = "auto"
@@ -228,6 +234,13 @@ class TrainConfig:
                 or self.decoded_loss_clips < 1:
             raise ValueError("train.decoded_loss_weight must be >= 0 (0 = off) and train.decoded_loss_clips >= 1, "
                              f"got {self.decoded_loss_weight} and {self.decoded_loss_clips}")
+        try:
+            lo, hi = (float(v) for v in self.distill_guidance)
+        except (TypeError, ValueError):
+            lo = hi = math.nan
+        if not 1.0 <= lo < hi <= 30.0:
+            raise ValueError("train.distill_guidance must be [lo, hi] with 1 <= lo < hi <= 30, got "
+                             f"{list(self.distill_guidance)}")
         if self.moments_warmup_steps < 0:
             raise ValueError(f"train.moments_warmup_steps must be >= 0, got {self.moments_warmup_steps}")
         if not (math.isfinite(self.time_budget_s) and self.time_budget_s >= 0) or self.export_every < 0:
@@ -280,6 +293,12 @@ class DiTTrainConfig:
 
     def __post_init__(self):
         m, t = self.model, self.train
+        if t.distill_from:
+            if not m.guidance_head:
+                raise ValueError("train.distill_from needs model.guidance_head: true (the student predicts the guidance direction)")
+            if t.aux_weight > 0 or t.decoded_loss_weight > 0 or t.temporal_loss_weight > 0:
+                raise ValueError("train.distill_from replaces the flow loss: aux_weight, decoded_loss_weight and "
+                                 "temporal_loss_weight must be 0 with it")
         if t.aux_weight > 0:  # the object-map head reads one block's tokens, one per (1 x n x n) patch
             if not 0 <= t.aux_block < m.depth:
                 raise ValueError(f"train.aux_block {t.aux_block} is not a block of a depth-{m.depth} DiT")

@@ -9,7 +9,12 @@ What differs from image DiT:
 - timestep modulation is adaLN-single (PixArt-alpha): one MLP for all blocks plus a learned per-block table,
   zero-initialised so every block starts as the identity (adaLN-Zero) at a third of DiT's parameter cost;
 - optional frame conditioning: given latent frames and their mask are concatenated to the input channels,
-  which is what image-to-video and video extension use.
+  which is what image-to-video and video extension use;
+- optional guidance head (`guidance_head`): a second final layer that predicts the guidance direction
+  v_c - v_u from the same tokens, so a DiT distilled from a teacher's classifier-free guidance (Meng et al. 2023,
+  "On distillation of guided diffusion models") gives the guided velocity v_c + (w - 1)(v_c - v_u) for any scale w
+  in one evaluation, where CFG needs two. (FLUX.1-dev embeds w as a conditioning scalar instead; session 36 tried
+  that first: its students learnt the scale slowly and lost the conditional velocity at w = 1 meanwhile.)
 """
 from __future__ import annotations
 
@@ -31,6 +36,7 @@ class DiTConfig:
     mlp_ratio: float = 3.0
     text_dim: int = 384
     frame_cond: bool = True
+    guidance_head: bool = False
 
 
 def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
@@ -152,6 +158,7 @@ class DiT(nn.Module):
         self.t_block = nn.Sequential(nn.SiLU(), nn.Linear(D, 6 * D))
         self.blocks = nn.ModuleList(DiTBlock(D, cfg.heads, cfg.mlp_ratio, cfg.text_dim) for _ in range(cfg.depth))
         self.final = FinalLayer(D, self.patch_dim_out)
+        self.guidance_final = FinalLayer(D, self.patch_dim_out) if cfg.guidance_head else None
         self.initialize_weights()
 
     def initialize_weights(self) -> None:
@@ -164,7 +171,9 @@ class DiT(nn.Module):
         nn.init.normal_(self.t_embed.mlp[0].weight, std=0.02)
         nn.init.normal_(self.t_embed.mlp[2].weight, std=0.02)
         # adaLN-Zero: modulation and output layers start at zero, so each block starts as the identity
-        for m in (self.t_block[-1], self.final.adaLN[-1], self.final.linear):
+        # (the guidance head's too: a DiT grown from an undistilled one, weights.dit_init_checkpoint, starts as it)
+        finals = (self.final,) + ((self.guidance_final,) if self.guidance_final is not None else ())
+        for m in (self.t_block[-1], *(f.adaLN[-1] for f in finals), *(f.linear for f in finals)):
             nn.init.zeros_(m.weight)
             nn.init.zeros_(m.bias)
 
@@ -187,11 +196,12 @@ class DiT(nn.Module):
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, text: torch.Tensor, text_mask: torch.Tensor,
                 cond: torch.Tensor | None = None, cond_mask: torch.Tensor | None = None,
-                hidden_at: int | None = None):
+                hidden_at: int | None = None, guidance: torch.Tensor | None = None):
         """Velocity for noisy latents x [B, C, T, H, W] at times t [B], given text tokens [B, L, text_dim]
         with mask [B, L] (True = a real token), and optionally given latent frames `cond` [B, C, T, H, W]
         where cond_mask [B, 1, T, 1, 1] is 1. With `hidden_at`, also the tokens [B, N, width] after that
-        block (for a training-time auxiliary head)."""
+        block (for a training-time auxiliary head). A DiT with a guidance head takes the guidance scale w [B] in
+        `guidance` and returns the guided velocity (None: w = 1, the conditional velocity); others refuse one."""
         if self.cfg.frame_cond:
             if cond is None:
                 cond = torch.zeros_like(x)
@@ -203,6 +213,8 @@ class DiT(nn.Module):
         maskf = text_mask.to(text.dtype).unsqueeze(-1)
         pooled = (text * maskf).sum(1) / maskf.sum(1).clamp_min(1.0)
         c = self.t_embed(t) + self.pool_proj(pooled)
+        if guidance is not None and self.guidance_final is None:
+            raise ValueError("this DiT has no guidance head (DiTConfig.guidance_head)")
         mod = self.t_block(c).view(-1, 6, self.cfg.width)
         ctx = self.text_proj(text)
         rope = rope_3d(g, self.cfg.width // self.cfg.heads, x.device)
@@ -211,5 +223,8 @@ class DiT(nn.Module):
             h = block(h, mod, ctx, text_mask, rope)
             if i == hidden_at:
                 hidden = h
-        out = self.unpatchify(self.final(h, c), g)
+        out = self.final(h, c)
+        if guidance is not None:  # v_c + (w - 1) (v_c - v_u), both from these tokens
+            out = out + (guidance.to(out.dtype) - 1).view(-1, 1, 1) * self.guidance_final(h, c)
+        out = self.unpatchify(out, g)
         return out if hidden_at is None else (out, hidden)

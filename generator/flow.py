@@ -68,6 +68,36 @@ def decoded_loss(decode: Callable, xt: torch.Tensor, t: torch.Tensor, pred: torc
     return (decode(x0_hat).float() - target).pow(2).mean()
 
 
+def guidance_distillation_loss(student: Callable, teacher: Callable, x0: torch.Tensor, text: torch.Tensor,
+                               text_mask: torch.Tensor, null_text: torch.Tensor, null_mask: torch.Tensor,
+                               guidance: torch.Tensor, cond: torch.Tensor | None = None,
+                               cond_mask: torch.Tensor | None = None, t: torch.Tensor | None = None,
+                               shift: float = 1.0, noise: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean squared error between the student's velocity at guidance scales `guidance` w [B] (a DiT with a
+    guidance head, `DiTConfig.guidance_head`, called with `guidance=w`) and the teacher's classifier-free guided velocity
+    v_u + w (v_c - v_u) at the same noisy latents (Meng et al. 2023, "On distillation of guided diffusion models",
+    its first stage; FLUX.1-dev is such a student). The teacher's two branches run as one batch without gradients;
+    `null_text` / `null_mask` [B, L, D] / [B, L] are the unconditional prompt, padded to the text's length. The
+    target is a deterministic function of x_t (no noise in it, unlike the flow loss), so the error measures how
+    much of the teacher's guidance the student has learnt. Latent frames given as conditioning are excluded."""
+    B = x0.shape[0]
+    if t is None:
+        t = shift_time(logit_normal(B, device=x0.device), shift)
+    noise = torch.randn_like(x0) if noise is None else noise
+    tt = t.view(B, 1, 1, 1, 1)
+    xt = (1 - tt) * x0 + tt * noise
+    with torch.no_grad():
+        both = None if cond is None else torch.cat([cond, cond])
+        both_mask = None if cond_mask is None else torch.cat([cond_mask, cond_mask])
+        v = teacher(torch.cat([xt, xt]), torch.cat([t, t]), torch.cat([text, null_text]),
+                    torch.cat([text_mask, null_mask]), both, both_mask).float()
+        v_c, v_u = v.chunk(2)
+        target = v_u + guidance.view(B, 1, 1, 1, 1).float() * (v_c - v_u)
+    pred = student(xt, t, text, text_mask, cond, cond_mask, guidance=guidance)
+    e = pred.float() - target
+    return _masked_mean(e.pow(2), None if cond_mask is None else (1 - cond_mask).expand_as(e))
+
+
 def _masked_mean(x: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
     return x.mean() if w is None else (x * w).sum() / w.sum().clamp_min(1.0)
 
@@ -117,7 +147,8 @@ def sample(model: Callable, noise: torch.Tensor, text: torch.Tensor, text_mask: 
            method: str = "euler", cond: torch.Tensor | None = None, cond_mask: torch.Tensor | None = None,
            shift: float = 1.0, callback: Callable[[int], None] | None = None,
            guidance_interval: tuple[float, float] = (0.0, 1.0), restart: tuple[float, float] | None = None,
-           restart_noise: Sequence[torch.Tensor] = (), start: float = 1.0) -> torch.Tensor:
+           restart_noise: Sequence[torch.Tensor] = (), start: float = 1.0,
+           distilled_guidance: bool = False) -> torch.Tensor:
     """Integrate the flow from `noise` to t = 0. With `start` < 1, `noise` is a sample at that time of the grid
     (`grid_time`; e.g. a clean latent noised to it) and the steps above it are skipped: SDEdit (Meng et al. 2022),
     which keeps the given latent's layout and redraws its detail. Guidance mixes conditional and unconditional velocities
@@ -125,7 +156,9 @@ def sample(model: Callable, noise: torch.Tensor, text: torch.Tensor, text_mask: 
     only at times t inside `guidance_interval` (lo, hi] (Kynkaanniemi et al. 2024, "Applying guidance in a
     limited interval"); elsewhere the conditional velocity alone is used, at half the cost. With `restart`
     (lo, hi), the window is sampled again once per tensor of `restart_noise` (the fresh noise; see `moves`).
-    `callback(i)` follows each step down, i counting on through the restarts."""
+    `callback(i)` follows each step down, i counting on through the restarts. With `distilled_guidance`, the model
+    is a guidance-distilled DiT (`DiTConfig.guidance_head`): it is given the guidance scale and predicts the
+    guided velocity in one evaluation of the conditional batch (`null_text` unused)."""
     if method not in SAMPLERS:
         raise ValueError(f"unknown sampler {method!r}; choose {' or '.join(SAMPLERS)}")
     if start < 1.0 and (start != grid_time(steps, shift, start) or restart_noise):
@@ -150,6 +183,8 @@ def sample(model: Callable, noise: torch.Tensor, text: torch.Tensor, text_mask: 
         tt = torch.full((B,), t, dtype=x.dtype, device=x.device)
         if guidance == 1.0 or not lo < t <= hi:
             return model(x, tt, text, text_mask, cond, cond_mask).float()
+        if distilled_guidance:
+            return model(x, tt, text, text_mask, cond, cond_mask, guidance=torch.full_like(tt, guidance)).float()
         v = model(torch.cat([x, x]), torch.cat([tt, tt]), both_text, both_mask, both_cond, both_cmask).float()
         v_c, v_u = v.chunk(2)
         return v_u + guidance * (v_c - v_u)

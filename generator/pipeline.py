@@ -64,8 +64,8 @@ class ExpertsByNoiseLevel(torch.nn.Module):
         self.dit, self.expert, self.expert_above = dit, expert, expert_above
         self.cfg = dit.cfg
 
-    def forward(self, x, t, *args):
-        return (self.expert if float(t.max()) > self.expert_above else self.dit)(x, t, *args)
+    def forward(self, x, t, *args, **kwargs):
+        return (self.expert if float(t.max()) > self.expert_above else self.dit)(x, t, *args, **kwargs)
 
 
 class VideoPipeline:
@@ -123,6 +123,12 @@ class VideoPipeline:
             lo, hi = _two_times("restart", restart)
             if not (0.0 < lo < hi < 1.0):
                 raise DaasError(f"restart must satisfy 0 < lo < hi < 1, got ({lo:g}, {hi:g})")
+
+    def embeds_guidance(self, guidance_scale: float, negative_prompt: str | None = None) -> bool:
+        """Whether guidance runs in one DiT evaluation a step: a guidance-distilled DiT (DiTConfig.guidance_head)
+        gives v_c + (w - 1)(v_c - v_u) for any scale w, and classifier-free guidance's batch of two remains for a
+        negative prompt (the head knows only the empty one) and for DiTs without the head."""
+        return self.dit.cfg.guidance_head and not negative_prompt and guidance_scale != 1.0
 
     @staticmethod
     def sampler_steps(steps: int, shift: float = DEFAULT_SHIFT, restart: tuple[float, float] | None = DEFAULT_RESTART,
@@ -205,8 +211,10 @@ class VideoPipeline:
         text, mask = self.text(prompts)
         null_text, null_mask = self.text([negative_prompt or ""])
         cond, cmask, n_given = self._conditioning(image, video, B, T_lat, h, w, height, width)
+        distilled = self.embeds_guidance(guidance_scale, negative_prompt)
         with self.autocast():
             z = sample(self.denoiser, noise, text, mask, null_text, null_mask, steps=num_inference_steps,
+                       distilled_guidance=distilled,
                        guidance=guidance_scale, method=sampler, cond=cond, cond_mask=cmask, shift=shift,
                        callback=progress, guidance_interval=tuple(map(float, guidance_interval)),
                        restart=None if restart is None else tuple(map(float, restart)), restart_noise=restart_noise)
@@ -281,6 +289,8 @@ def load_pipeline(checkpoint: str | Path | None = None, vae_checkpoint: str | Pa
         expert_dit, expert_meta = load_dit_expert(expert_path, dit, info["dit_sha256"])
         expert_above = float(expert_meta["time_range"][0])
         info.update(expert=expert_path.name, expert_sha256=file_sha256(expert_path), expert_above=expert_above)
+    if "guidance_distilled" in meta:  # the teacher whose guidance the DiT learnt, named in every manifest
+        info.update(guidance_distilled_from=meta["guidance_distilled"].get("teacher_sha256"))
     return VideoPipeline(vae, stats, dit, get_text_encoder(), info, precision=precision, expert=expert_dit,
                          expert_above=expert_above)
 
@@ -310,6 +320,8 @@ def generate_video(pipe: VideoPipeline, prompt: str, output: str | Path, *, over
               "restarts": kwargs["restarts"], "frames": int(frames.shape[0]),
               "size": f"{frames.shape[2]}x{frames.shape[1]}", "sampler": kwargs["sampler"], "shift": kwargs["shift"],
               "precision": pipe.precision,
+              "guidance_mode": "distilled" if pipe.embeds_guidance(kwargs["guidance_scale"],
+                                                                   kwargs.get("negative_prompt")) else "cfg",
               "negative_prompt": kwargs.get("negative_prompt") or "", "model": pipe.checkpoint["dit"],
               "expert": pipe.checkpoint.get("expert", ""),
               "mode": "extend" if kwargs.get("video") is not None else

@@ -26,6 +26,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from daas.errors import DaasError
 from world import FAMILIES, make_clip
 from world.captions import names_word
 from world.dataset import OnTheFlyWorld, to_tensor
@@ -33,8 +34,9 @@ from world.dataset import OnTheFlyWorld, to_tensor
 from .config import (Bucket, DataConfig, DiTTrainConfig, VAETrainConfig, bucket_name, config_to_dict,
                      resolve_precision)
 from .decoder_pairs import DecoderPairs
-from .dit import DiT
-from .flow import decoded_loss, flow_loss
+from .dit import DiT, DiTConfig
+from .defaults import DEFAULT_GUIDANCE
+from .flow import decoded_loss, flow_loss, guidance_distillation_loss
 from .object_maps import ATTRIBUTES, object_maps_path, precompute_object_maps
 from .vae import PatchDiscriminator, VideoVAE, hinge_d_loss, psnr, vae_loss
 from .weights import torch_save_atomic
@@ -417,6 +419,7 @@ class DiTModule(L.LightningModule):
         self.ema = copy.deepcopy(self.dit).requires_grad_(False)
         self._text = None
         self._decoder = None  # the frozen VAE decoder of train.decoded_loss_weight (attach_decoder; not saved)
+        self._teacher = None  # the frozen teacher DiT of train.distill_from (attach_teacher; not saved)
         self.aux = None  # the object-map head (generator.object_maps): training only, not exported
         if cfg.train.aux_weight > 0:
             D = cfg.model.width
@@ -441,6 +444,29 @@ class DiTModule(L.LightningModule):
         self._decoder = (vae.requires_grad_(False).eval(), stats["mean"].view(1, -1, 1, 1, 1),
                          stats["std"].view(1, -1, 1, 1, 1))
 
+    def attach_teacher(self, teacher: DiT) -> None:
+        """The frozen DiT whose guided velocity train.distill_from distils (generator.flow.guidance_distillation_loss).
+        Kept out of the module's parameters and checkpoints, like the decoder."""
+        self.check_teacher(teacher.cfg, self.cfg.model)
+        self._teacher = (teacher.requires_grad_(False).eval(),)
+
+    @staticmethod
+    def check_teacher(teacher: DiTConfig, student: DiTConfig) -> None:
+        if teacher.guidance_head:
+            raise DaasError("the teacher must be a DiT without a guidance head (it is guided by CFG)")
+        if teacher.latent_channels != student.latent_channels or teacher.frame_cond != student.frame_cond:
+            raise DaasError("the teacher DiT works on other latent channels or frame conditioning than the student")
+
+    def _distill_inputs(self, batch):
+        """Captions (with dropout), their padded null prompt and frame conditioning: what both models see."""
+        x0 = batch["latent"]
+        B = x0.shape[0]
+        caps = [("" if torch.rand(()) < self.cfg.train.caption_dropout else c) for c in batch["caption"]]
+        both, both_mask = self.text(caps + [""])  # one call: the null prompt is padded to the captions' length
+        null, null_mask = both[B:].expand(B, -1, -1), both_mask[B:].expand(B, -1)
+        cond, cmask = (self._frame_condition(x0) if self.cfg.model.frame_cond else (None, None))
+        return x0, both[:B], both_mask[:B], null, null_mask, cond, cmask
+
     def _decode(self, z: torch.Tensor) -> torch.Tensor:
         """Normalised latents -> frames, through the attached decoder."""
         vae, mean, std = self._decoder
@@ -462,6 +488,8 @@ class DiTModule(L.LightningModule):
                          temporal_weight=t.temporal_loss_weight)
 
     def training_step(self, batch, _):
+        if self.cfg.train.distill_from:
+            return self._distill_step(batch)
         x0 = batch["latent"]
         caps = [("" if torch.rand(()) < self.cfg.train.caption_dropout else c) for c in batch["caption"]]
         text, mask = self.text(caps)
@@ -494,6 +522,17 @@ class DiTModule(L.LightningModule):
             total = total + t.decoded_loss_weight * dec
         return total
 
+    def _distill_step(self, batch):
+        if self._teacher is None:
+            raise RuntimeError("train.distill_from needs the teacher DiT: DiTModule.attach_teacher")
+        x0, text, mask, null, null_mask, cond, cmask = self._distill_inputs(batch)
+        lo, hi = self.cfg.train.distill_guidance
+        w = lo + (hi - lo) * torch.rand(x0.shape[0], device=x0.device)
+        loss = guidance_distillation_loss(self.dit, self._teacher[0], x0, text, mask, null, null_mask, w, cond,
+                                          cmask, shift=self.cfg.train.timestep_shift)
+        self.log("train/distill", loss, prog_bar=True)
+        return loss
+
     def aux_loss(self, hidden: torch.Tensor, objects: torch.Tensor) -> torch.Tensor:
         """Binary cross-entropy of the head's reading of tokens [B, N, width] against object maps
         [B, K, T, H, W] (token order of DiT.patchify: time, rows, columns)."""
@@ -519,6 +558,21 @@ class DiTModule(L.LightningModule):
         torch.manual_seed(1)
         loss = flow_loss(self.ema, x0, text, mask, t=t)
         self.log("val/loss", loss, prog_bar=True, batch_size=x0.shape[0])
+        if self._teacher is not None:
+            # the EMA's distillation error at the default guidance scale, on fixed times and noise, against the
+            # error of no distillation (the teacher's conditional velocity: where the student started)
+            B = x0.shape[0]
+            null, null_mask = self.text([""])
+            null = F.pad(null, (0, 0, 0, text.shape[1] - null.shape[1])).expand(B, -1, -1)
+            null_mask = F.pad(null_mask, (0, text.shape[1] - null_mask.shape[1])).expand(B, -1)
+            w = torch.full((B,), DEFAULT_GUIDANCE, device=x0.device)
+            noise = torch.randn(x0.shape, generator=g).to(x0)
+            teacher = self._teacher[0]
+            err = guidance_distillation_loss(self.ema, teacher, x0, text, mask, null, null_mask, w, t=t, noise=noise)
+            ref = guidance_distillation_loss(lambda *a, guidance: teacher(*a), teacher, x0, text, mask, null,
+                                             null_mask, w, t=t, noise=noise)
+            self.log("val/distill", err, batch_size=B)
+            self.log("val/distill_rel", err / ref.clamp_min(1e-12), prog_bar=True, batch_size=B)
         if self.cfg.data.buckets and "bucket" in batch:  # and each bucket's own (the same val scenes in each)
             self.log(f"val/loss_{batch['bucket']}", loss, batch_size=x0.shape[0])
 
@@ -748,11 +802,19 @@ def _check_latents(ds: LatentDataset, cfg: DataConfig, vae: VideoVAE, path: Path
 
 
 def train_dit(cfg: DiTTrainConfig) -> Path:
-    from .weights import load_vae
+    from .weights import load_dit, load_vae
 
     L.seed_everything(cfg.train.seed, workers=True, verbose=False)
     run_dir = Path(cfg.train.run_dir)
     vae, stats = load_vae(cfg.vae_checkpoint or None)
+    teacher = None
+    if cfg.train.distill_from:  # before any encoding: a wrong teacher must not cost the cache first
+        from .weights import encoder_fingerprint
+
+        teacher, meta = load_dit(cfg.train.distill_from)
+        if meta.get("vae_encoder_sha256") not in (None, encoder_fingerprint(vae)):
+            raise DaasError(f"{cfg.train.distill_from} was trained on the latents of another VAE encoder")
+        DiTModule.check_teacher(teacher.cfg, cfg.model)
     on_gpu = cfg.train.accelerator in ("gpu", "cuda") and torch.cuda.is_available()
     vae.to("cuda" if on_gpu else "cpu")
     d = cfg.data
@@ -785,6 +847,8 @@ def train_dit(cfg: DiTTrainConfig) -> Path:
     module = DiTModule(cfg)
     if cfg.train.decoded_loss_weight > 0:
         module.attach_decoder(vae, stats)
+    if teacher is not None:
+        module.attach_teacher(teacher)
     _init_weights(module, cfg)
     # every batch from one bucket: the bucket batch sampler shards DDP ranks itself; validation visits the
     # buckets in turn, so it sees 4 batches of each

@@ -184,8 +184,13 @@ def dit_meta(cfg) -> dict:
     """What a shipped DiT file records of its training (a DiTTrainConfig): the model, the data and the VAE whose
     latents it learnt (file hash and encoder fingerprint: the VAE is read once here, not at every export)."""
     vae_file = cfg.vae_checkpoint or VAE_FILE
-    return {"kind": "dit", "config": cfg.model.__dict__, "vae_sha256": file_sha256(vae_file),
+    meta = {"kind": "dit", "config": cfg.model.__dict__, "vae_sha256": file_sha256(vae_file),
             "vae_encoder_sha256": encoder_fingerprint(load_vae(vae_file)[0]), "data": cfg.data.__dict__}
+    if cfg.train.distill_from:  # the guidance scales it learnt (generator.pipeline uses it in that range)
+        meta["guidance_distilled"] = {"teacher": Path(cfg.train.distill_from).name,
+                                      "teacher_sha256": file_sha256(cfg.train.distill_from),
+                                      "guidance_range": [float(v) for v in cfg.train.distill_guidance]}
+    return meta
 
 
 def save_dit_weights(meta: dict, ema_state: dict, step: int | None, out: str | Path) -> Path:

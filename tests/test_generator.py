@@ -751,7 +751,10 @@ def test_generate_cli_signs_watermarks_and_never_overwrites(tmp_path, monkeypatc
     assert side["params"]["shift"] == 3.0 and side["params"]["guidance_interval"] == [0.4, 1.0]
     assert side["params"]["restart"] == [0.643, 0.9] and side["params"]["restarts"] == 1
     assert side["params"]["precision"] == resolve_precision("auto")  # what the DiT ran in: the default
-    from generator.weights import EXPERT_FILE
+    from generator.weights import EXPERT_FILE, load_dit
+
+    # one DiT evaluation a step where the shipped DiT is guidance-distilled, CFG's batch of two where not
+    assert side["params"]["guidance_mode"] == ("distilled" if load_dit()[0].cfg.guidance_head else "cfg")
 
     assert side["params"]["expert"] == (EXPERT_FILE.name if EXPERT_FILE.exists() else "")  # none shipped yet
     assert ("expert_checkpoint_sha256" in side["software_agent"]) == EXPERT_FILE.exists()
@@ -1523,3 +1526,174 @@ train: {{max_steps: 2, lr: 0.003, warmup_steps: 1, checkpoint_every: 2, val_ever
     with pytest.raises(ValueError, match="not found"):
         train_vae(bad)
     assert not (tmp_path / "run2").exists()
+
+
+def test_guidance_distillation_loss_is_zero_for_the_guided_velocity_and_skips_given_frames():
+    from generator.flow import guidance_distillation_loss
+
+    torch.manual_seed(0)
+    teacher = DiT(DiTConfig(width=32, depth=1, heads=2, mlp_ratio=2.0))
+    for prm in teacher.parameters():  # random, not zero-initialised: conditional and unconditional differ
+        prm.data.normal_(0, 0.1)
+    x0 = torch.randn(3, 4, 2, 4, 4)
+    text, null = torch.randn(3, 5, 384), torch.zeros(3, 5, 384)
+    mask, null_mask = torch.ones(3, 5, dtype=torch.bool), torch.ones(3, 5, dtype=torch.bool)
+    w = torch.tensor([1.0, 2.5, 6.0])
+    t = torch.tensor([0.2, 0.6, 0.95])
+
+    def exact(x, tt, tx, m, c, cm, guidance):  # the student that has learnt CFG exactly
+        v_c, v_u = teacher(x, tt, tx, m, c, cm), teacher(x, tt, null, null_mask, c, cm)
+        return v_u + guidance.view(-1, 1, 1, 1, 1) * (v_c - v_u)
+
+    def cond_only(x, tt, tx, m, c, cm, guidance):  # an undistilled student: the teacher's conditional velocity
+        return teacher(x, tt, tx, m, c, cm)
+
+    args = (teacher, x0, text, mask, null, null_mask, w)
+    assert guidance_distillation_loss(exact, *args, t=t).item() == pytest.approx(0.0, abs=1e-10)
+    miss = guidance_distillation_loss(cond_only, *args, t=t).item()
+    assert miss > 1e-4
+    # at w = 1 the guided velocity is the conditional one
+    ones = torch.ones(3)
+    assert guidance_distillation_loss(cond_only, teacher, x0, text, mask, null, null_mask, ones,
+                                      t=t).item() == pytest.approx(0.0, abs=1e-10)
+    # the error grows with the scale: (w - 1)^2 times the guidance delta
+    big = guidance_distillation_loss(cond_only, teacher, x0, text, mask, null, null_mask, 2 * w - 1, t=t).item()
+    assert big > 3 * miss
+    # latent frames given as conditioning cost nothing, whatever the student says there
+    cond = torch.randn_like(x0)
+    cmask = torch.zeros(3, 1, 2, 1, 1)
+    cmask[:, :, 0] = 1
+
+    def wild_given(x, tt, tx, m, c, cm, guidance):
+        return exact(x, tt, tx, m, c, cm, guidance) + 100.0 * cm
+
+    assert guidance_distillation_loss(wild_given, *args, cond=cond, cond_mask=cmask,
+                                      t=t).item() == pytest.approx(0.0, abs=1e-8)
+    # gradients reach the student only, its guidance head included
+    student = DiT(DiTConfig(width=32, depth=1, heads=2, mlp_ratio=2.0, guidance_head=True))
+    for name, prm in student.named_parameters():  # a trained body (the adaLN-Zero start passes no gradient back)
+        if not name.startswith("guidance_final"):
+            prm.data.normal_(0, 0.1)
+    guidance_distillation_loss(student, *args, t=t).backward()
+    assert student.guidance_final.linear.weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in teacher.parameters())
+
+
+TINY_TEACHER = DiTConfig(width=32, depth=2, heads=2, mlp_ratio=2.0)
+
+
+def _random_dit_file(path: Path, cfg: DiTConfig) -> Path:
+    """A DiT file of random weights, none zero (unlike a fresh DiT's adaLN-Zero start): its guidance does something."""
+    from generator.weights import save_weights
+
+    torch.manual_seed(0)
+    dit = DiT(cfg)
+    for prm in dit.parameters():
+        prm.data.normal_(0, 0.05)
+    return save_weights(path, dit.state_dict(), {"kind": "dit", "config": cfg.__dict__})
+
+
+def test_guidance_head_starts_as_the_undistilled_dit_and_is_linear_in_the_scale(tmp_path):
+    from generator.weights import dit_init_checkpoint
+
+    cfg = TINY_TEACHER
+    f = _random_dit_file(tmp_path / "dit.safetensors", cfg)
+    grown_cfg = DiTConfig(**{**cfg.__dict__, "guidance_head": True})
+    blob = torch.load(dit_init_checkpoint(f, tmp_path / "init.ckpt", model=grown_cfg), weights_only=False)
+    assert sorted(blob["daas"]["fresh"]) == ["guidance_final.adaLN.1.bias", "guidance_final.adaLN.1.weight",
+                                             "guidance_final.linear.bias", "guidance_final.linear.weight"]
+    student = DiT(grown_cfg)
+    student.load_state_dict({k[4:]: v for k, v in blob["state_dict"].items() if k.startswith("dit.")})
+    base = DiT(cfg)
+    base.load_state_dict({k: v.float() for k, v in student.state_dict().items() if not k.startswith("guidance_")})
+    x, t = torch.randn(2, 4, 2, 4, 4), torch.tensor([0.3, 0.9])
+    text, m = torch.randn(2, 3, 384), torch.ones(2, 3, dtype=torch.bool)
+    want = base(x, t, text, m)
+    for w in (None, torch.tensor([1.0, 1.0]), torch.tensor([4.0, 6.0])):  # the zero head adds nothing yet
+        assert torch.allclose(student(x, t, text, m, guidance=w), want, atol=1e-6)
+    for prm in student.guidance_final.parameters():  # once trained, the scale matters, linearly
+        prm.data.normal_(0, 0.1)
+    v = {w: student(x, t, text, m, guidance=torch.full((2,), w)) for w in (1.0, 2.0, 5.0)}
+    assert torch.allclose(v[1.0], want, atol=1e-6) and not torch.allclose(v[2.0], want, atol=1e-3)
+    assert torch.allclose(v[5.0] - v[1.0], 4 * (v[2.0] - v[1.0]), atol=1e-5)
+    with pytest.raises(ValueError, match="no guidance head"):
+        base(x, t, text, m, guidance=torch.tensor([4.0, 4.0]))
+
+
+def test_distilled_guidance_sampler_needs_one_evaluation_where_cfg_needs_two():
+    # a "teacher" whose velocity is the text embedding's first entry, and a student that returns its guided form
+    def teacher(x, t, text, *_):
+        return text[:, :1, :1, None, None].expand_as(x).clone() + 0.1 * x
+
+    seen = []
+
+    def student(x, t, text, mask, c, cm, guidance=None):
+        seen.append(x.shape[0])
+        w = 1.0 if guidance is None else guidance.view(-1, 1, 1, 1, 1)
+        null = torch.zeros_like(text)
+        return teacher(x, t, null) + w * (teacher(x, t, text) - teacher(x, t, null))
+
+    x = torch.randn(2, 1, 1, 1, 1)
+    cond, null = torch.ones(2, 1, 384), torch.zeros(1, 1, 384)
+    m = torch.ones(2, 1, dtype=torch.bool)
+    kw = dict(steps=4, guidance=3.0, method="heun", guidance_interval=(0.3, 0.8))
+    cfg = sample(teacher, x, cond, m, null, m[:1], **kw)
+    got = sample(student, x, cond, m, null, m[:1], distilled_guidance=True, **kw)
+    assert torch.allclose(got, cfg, atol=1e-6)
+    assert seen == [2] * 7  # every evaluation one batch of the two clips: none doubled for guidance
+
+
+def test_dit_distils_a_teachers_guidance_and_the_pipeline_uses_it(tmp_path):
+    from generator import load_pipeline
+    from generator.train import main
+    from generator.weights import file_sha256, load_dit
+
+    teacher_file = _random_dit_file(tmp_path / "teacher.safetensors", TINY_TEACHER)
+    run = tmp_path / "run"
+    cfg = _tiny_dit_yaml(tmp_path, run, "roll", f"max_steps: 6, val_every: 3, export_every: 6, "
+                                                f"distill_from: {teacher_file}, distill_guidance: [1.0, 5.0]")
+    text = cfg.read_text().replace("mlp_ratio: 2.0}", "mlp_ratio: 2.0, guidance_head: true}")
+    cfg.write_text(text)
+    main(["dit", "--config", str(cfg)])
+    blob = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert blob["global_step"] == 6
+    keys = blob["state_dict"].keys()
+    assert all(k.startswith(("dit.", "ema.")) for k in keys) and "dit.guidance_final.linear.weight" in keys  # no teacher
+    rows = [r for f in (run / "logs").glob("version_*/metrics.csv")
+            for r in csv.DictReader(f.read_text().splitlines())]
+    rel = [float(r["val/distill_rel"]) for r in rows if r.get("val/distill_rel")]
+    assert rel and all(math.isfinite(v) and v > 0 for v in rel)
+    export = run / "export.safetensors"
+    dit, meta = load_dit(export)
+    assert dit.cfg.guidance_head
+    assert meta["guidance_distilled"] == {"teacher": "teacher.safetensors", "teacher_sha256": file_sha256(teacher_file),
+                                          "guidance_range": [1.0, 5.0]}
+    pipe = load_pipeline(export, tmp_path / "vae.safetensors", precision="32-true")
+    assert pipe.checkpoint["guidance_distilled_from"] == file_sha256(teacher_file)
+    batches = []
+    pipe.dit.register_forward_hook(lambda mod, args, out: batches.append(args[0].shape[0]))
+    kw = dict(num_frames=5, height=32, width=32, num_inference_steps=4, seed=0, restarts=0)
+    assert pipe.embeds_guidance(4.0) and pipe.embeds_guidance(9.0) and not pipe.embeds_guidance(4.0, "a blue cube")
+    pipe("a red ball rolls", guidance_scale=4.0, guidance_interval=(0.0, 1.0), **kw)
+    assert batches == [1] * 7  # guided at every step, one clip per evaluation
+    batches.clear()
+    pipe("a red ball rolls", guidance_scale=4.0, guidance_interval=(0.0, 1.0), negative_prompt="a blue cube", **kw)
+    assert batches == [2] * 7  # the head knows only the empty prompt: a negative prompt is guided by CFG
+    # a student given as the teacher of another is refused before anything is written
+    cfg.write_text(text.replace(str(teacher_file), str(export)).replace(f"run_dir: {run}", f"run_dir: {run}2"))
+    with pytest.raises(DaasError, match="without a guidance head"):
+        main(["dit", "--config", str(cfg)])
+    assert not Path(f"{run}2").exists()
+
+
+def test_distillation_config_is_checked():
+    from generator.config import DiTTrainConfig
+
+    for bad in ([0.5, 4.0], [4.0, 4.0], [1.0, 40.0], "x"):
+        with pytest.raises(ValueError, match="distill_guidance"):
+            TrainConfig(distill_guidance=bad)
+    with pytest.raises(ValueError, match="guidance_head"):
+        DiTTrainConfig(train=TrainConfig(distill_from="t.safetensors"))
+    with pytest.raises(ValueError, match="replaces the flow loss"):
+        DiTTrainConfig(model=DiTConfig(guidance_head=True),
+                       train=TrainConfig(distill_from="t.safetensors", decoded_loss_weight=1.0))
