@@ -39,8 +39,9 @@ import torch
 
 from daas.errors import DaasError
 from daas.fileio import atomic_path, write_json
-from generator.defaults import (DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_INTERVAL, DEFAULT_PRECISION, DEFAULT_RESTART,
-                                DEFAULT_RESTARTS, DEFAULT_SAMPLER, DEFAULT_SHIFT, DEFAULT_STEPS)
+from generator.defaults import (DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_INTERVAL, DEFAULT_GUIDANCE_REUSE,
+                                DEFAULT_PRECISION, DEFAULT_RESTART, DEFAULT_RESTARTS, DEFAULT_SAMPLER, DEFAULT_SHIFT,
+                                DEFAULT_STEPS)
 from generator.pipeline import PRECISIONS
 
 from .metrics import PROMPT_CHECKS
@@ -127,7 +128,8 @@ def dit_quality(pipe, n: int | Sequence[int] = 64, steps: int = DEFAULT_STEPS, g
                 guidance_interval: tuple[float, float] = DEFAULT_GUIDANCE_INTERVAL,
                 offset: int | Sequence[int] = 10_000, split: str = "test",
                 restart: tuple[float, float] | None = DEFAULT_RESTART, restarts: int = DEFAULT_RESTARTS,
-                seeds_per_prompt: int = 1, sample_seed_base: int | None = None) -> dict:
+                seeds_per_prompt: int = 1, sample_seed_base: int | None = None,
+                guidance_reuse: bool = DEFAULT_GUIDANCE_REUSE) -> dict:
     """Prompts and seeds of n clips of `split` from `offset` on; n and offset may be lists of equal length, one
     block of consecutive clips each (the model card's tables since session 22: 64 clips from offset 10,000 and 128
     from 20,000, of "test" and of "val"); sampler settings are chosen on "val" so that the test figures stay held out.
@@ -148,7 +150,7 @@ def dit_quality(pipe, n: int | Sequence[int] = 64, steps: int = DEFAULT_STEPS, g
     ns, offsets = ([n] if isinstance(n, int) else list(n)), ([offset] if isinstance(offset, int) else list(offset))
     seeds = block_seeds(split, ns, offsets)
     kw = dict(num_inference_steps=steps, guidance_scale=guidance, sampler=sampler, shift=shift,
-              guidance_interval=guidance_interval, restart=restart, restarts=restarts)
+              guidance_interval=guidance_interval, restart=restart, restarts=restarts, guidance_reuse=guidance_reuse)
     rows = []
     for seed in seeds:
         clip = make_clip(seed)
@@ -183,7 +185,7 @@ def dit_quality(pipe, n: int | Sequence[int] = 64, steps: int = DEFAULT_STEPS, g
         "guidance": guidance,
         "guidance_interval": list(guidance_interval), "sampler": sampler, "shift": shift,
         "restart": None if restart is None else list(restart), "restarts": restarts,
-        "precision": pipe.precision,
+        "guidance_reuse": guidance_reuse, "precision": pipe.precision,
         "prompt_all_checks_pass": float(np.mean([r["prompt_ok"] for r in rows])),
         "prompt_mean_adherence": float(np.mean([r["adherence"] for r in rows if r["adherence"] is not None] or [0])),
         "permanence_ok_occlusion_free": float(np.mean([r["permanence_ok"] for r in no_occ])) if no_occ else None,
@@ -353,13 +355,15 @@ def _read_rows(path: Path) -> list[dict]:
 def contact_sheet(pipe, path: Path, steps: int = DEFAULT_STEPS, guidance: float = DEFAULT_GUIDANCE, seed: int = 0,
                   sampler: str = DEFAULT_SAMPLER, shift: float = DEFAULT_SHIFT,
                   guidance_interval: tuple[float, float] = DEFAULT_GUIDANCE_INTERVAL,
-                  restart: tuple[float, float] | None = DEFAULT_RESTART, restarts: int = DEFAULT_RESTARTS) -> Path:
+                  restart: tuple[float, float] | None = DEFAULT_RESTART, restarts: int = DEFAULT_RESTARTS,
+                  guidance_reuse: bool = DEFAULT_GUIDANCE_REUSE) -> Path:
     from PIL import Image, ImageDraw
 
     rows = []
     for i, prompt in enumerate(SHEET_PROMPTS):
         f = pipe(prompt, num_inference_steps=steps, guidance_scale=guidance, seed=seed + i, sampler=sampler,
-                 shift=shift, guidance_interval=guidance_interval, restart=restart, restarts=restarts)
+                 shift=shift, guidance_interval=guidance_interval, restart=restart, restarts=restarts,
+                 guidance_reuse=guidance_reuse)
         strip = np.concatenate(list(f[::2]), axis=1)
         label = Image.new("RGB", (strip.shape[1], 12), (255, 255, 255))
         ImageDraw.Draw(label).text((2, 0), prompt, fill=(0, 0, 0))
@@ -394,6 +398,8 @@ def main(argv=None) -> None:
     ap.add_argument("--restart", type=float, nargs=2, default=DEFAULT_RESTART, metavar=("LO", "HI"),
                     help="restart sampling: back from t = LO to t = HI with fresh noise")
     ap.add_argument("--restarts", type=int, default=DEFAULT_RESTARTS, help="how many restarts (0: none)")
+    ap.add_argument("--guidance-reuse", action=argparse.BooleanOptionalAction, default=DEFAULT_GUIDANCE_REUSE,
+                    help="reuse the guidance direction at Heun's repeated times (generator.flow.sample)")
     ap.add_argument("--precision", default=DEFAULT_PRECISION, choices=PRECISIONS, help="the DiT's precision")
     ap.add_argument("--checkpoint", type=Path, help="DiT weights (default: the shipped ones)")
     ap.add_argument("--vae", type=Path, help="VAE weights for the pipeline (default: the shipped ones)")
@@ -475,10 +481,12 @@ def main(argv=None) -> None:
     res["dit"] = dit_quality(pipe, blocks[0], args.steps, args.guidance, args.sampler, args.shift,
                              tuple(args.guidance_interval), offset=blocks[1], split=args.split,
                              restart=tuple(args.restart), restarts=args.restarts,
-                             seeds_per_prompt=args.seeds_per_prompt, sample_seed_base=args.sample_seed_base)
+                             seeds_per_prompt=args.seeds_per_prompt, sample_seed_base=args.sample_seed_base,
+                             guidance_reuse=args.guidance_reuse)
     print(json.dumps({k: v for k, v in res["dit"].items() if k != "rows"}), flush=True)
     contact_sheet(pipe, args.out / "samples.png", args.steps, args.guidance, sampler=args.sampler, shift=args.shift,
-                  guidance_interval=tuple(args.guidance_interval), restart=tuple(args.restart), restarts=args.restarts)
+                  guidance_interval=tuple(args.guidance_interval), restart=tuple(args.restart), restarts=args.restarts,
+                  guidance_reuse=args.guidance_reuse)
     res["seconds"] = round(time.time() - t0, 1)
     write_json(args.out / "quality.json", res, overwrite=True)
 

@@ -9,8 +9,8 @@ import typer
 
 from daas.errors import DaasError
 
-from .defaults import (DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_INTERVAL, DEFAULT_PRECISION, DEFAULT_RESTART,
-                       DEFAULT_RESTARTS, DEFAULT_SAMPLER, DEFAULT_SHIFT, DEFAULT_STEPS)
+from .defaults import (DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_INTERVAL, DEFAULT_GUIDANCE_REUSE, DEFAULT_PRECISION,
+                       DEFAULT_RESTART, DEFAULT_RESTARTS, DEFAULT_SAMPLER, DEFAULT_SHIFT, DEFAULT_STEPS)
 
 
 def generate(
@@ -27,6 +27,8 @@ def generate(
         ",".join(f"{v:g}" for v in DEFAULT_RESTART), metavar="LO,HI",
         help="Restart sampling: at t = LO go back to t = HI with fresh noise and sample that window again."),
     restarts: int = typer.Option(DEFAULT_RESTARTS, help="How many restarts (0: none)."),
+    guidance_reuse: bool = typer.Option(
+        DEFAULT_GUIDANCE_REUSE, help="Reuse the guidance direction at Heun's repeated times (fewer DiT evaluations)."),
     seed: int = typer.Option(0, help="Seed (the same seed gives the same clip)."),
     negative: Optional[str] = typer.Option(None, help="Negative prompt."),
     image: Optional[Path] = typer.Option(None, help="First frame (a video file's first frame or a PNG/JPEG)."),
@@ -77,6 +79,7 @@ def generate(
                               width=width, num_inference_steps=steps, guidance_scale=guidance, seed=seed,
                               negative_prompt=negative, image=cond_image, video=cond_video, sampler=sampler,
                               shift=shift, guidance_interval=interval, restart=restart_window, restarts=restarts,
+                              guidance_reuse=guidance_reuse,
                               progress=lambda i: bar.update(task, completed=i + 1))
     if as_json:
         emit_json(side)

@@ -25,5 +25,8 @@ DEFAULT_GUIDANCE_INTERVAL = (0.4, 1.0)
 # The test figures are in the model card.
 DEFAULT_RESTART = (0.643, 0.9)
 DEFAULT_RESTARTS = 1
+# Reuse of the guidance direction v_c - v_u at Heun's repeated times (generator.flow.sample, guidance_reuse): each
+# Heun predictor evaluates where the previous corrector did, so it evaluates the conditional batch alone.
+DEFAULT_GUIDANCE_REUSE = False
 # The DiT's precision: bf16 autocast where the CPU has native bf16, else fp32 (why: generator/pipeline.py)
 DEFAULT_PRECISION = "auto"

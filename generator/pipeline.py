@@ -20,8 +20,8 @@ import torch
 from daas.errors import DaasError
 
 from .config import MAX_FRAMES, MAX_SIDE, MIN_SIDE, resolve_precision
-from .defaults import (DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_INTERVAL, DEFAULT_PRECISION, DEFAULT_RESTART,
-                       DEFAULT_RESTARTS, DEFAULT_SAMPLER, DEFAULT_SHIFT, DEFAULT_STEPS)
+from .defaults import (DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_INTERVAL, DEFAULT_GUIDANCE_REUSE, DEFAULT_PRECISION,
+                       DEFAULT_RESTART, DEFAULT_RESTARTS, DEFAULT_SAMPLER, DEFAULT_SHIFT, DEFAULT_STEPS)
 from .dit import DiT
 from .flow import SAMPLERS, moves, sample
 from .text import MAX_PROMPT_CHARS, TextEncoder, get_text_encoder
@@ -188,13 +188,16 @@ class VideoPipeline:
                  video: np.ndarray | None = None, sampler: str = DEFAULT_SAMPLER, watermark: bool = False,
                  progress: Callable[[int], None] | None = None, shift: float = DEFAULT_SHIFT,
                  guidance_interval: tuple[float, float] = DEFAULT_GUIDANCE_INTERVAL,
-                 restart: tuple[float, float] | None = DEFAULT_RESTART, restarts: int = DEFAULT_RESTARTS) -> np.ndarray:
+                 restart: tuple[float, float] | None = DEFAULT_RESTART, restarts: int = DEFAULT_RESTARTS,
+                 guidance_reuse: bool = DEFAULT_GUIDANCE_REUSE) -> np.ndarray:
         """Frames uint8 [T, H, W, 3] for one prompt, [B, T, H, W, 3] for a list; the same seed gives the same
         frames. With `video`, the result continues it: the given frames, then the new ones. Guidance applies at
         the times t in `guidance_interval` (lo, hi] (t = 1 is pure noise); outside it, the conditional
         velocity alone (one DiT evaluation instead of a batch of two). With `restart` (lo, hi) and `restarts` k, the
         sampler goes back from t = lo to t = hi with fresh noise and samples that window again, k times
-        (generator.flow.moves; 0 or None: off); `sampler_steps` counts the steps then."""
+        (generator.flow.moves; 0 or None: off); `sampler_steps` counts the steps then. With `guidance_reuse`,
+        a guided evaluation at the time of the previous one (Heun's predictor after its corrector) reuses that
+        one's guidance direction and evaluates the conditional batch alone (generator.flow.sample)."""
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
         if not prompts:
             raise DaasError("no prompt given")
@@ -214,7 +217,7 @@ class VideoPipeline:
         distilled = self.embeds_guidance(guidance_scale, negative_prompt)
         with self.autocast():
             z = sample(self.denoiser, noise, text, mask, null_text, null_mask, steps=num_inference_steps,
-                       distilled_guidance=distilled,
+                       distilled_guidance=distilled, guidance_reuse=bool(guidance_reuse),
                        guidance=guidance_scale, method=sampler, cond=cond, cond_mask=cmask, shift=shift,
                        callback=progress, guidance_interval=tuple(map(float, guidance_interval)),
                        restart=None if restart is None else tuple(map(float, restart)), restart_noise=restart_noise)
@@ -309,7 +312,8 @@ def generate_video(pipe: VideoPipeline, prompt: str, output: str | Path, *, over
     # the sampling settings resolved once: the sidecar records exactly what the pipeline ran with
     kwargs = {"seed": 0, "num_inference_steps": DEFAULT_STEPS, "guidance_scale": DEFAULT_GUIDANCE,
               "sampler": DEFAULT_SAMPLER, "shift": DEFAULT_SHIFT, "guidance_interval": DEFAULT_GUIDANCE_INTERVAL,
-              "restart": DEFAULT_RESTART, "restarts": DEFAULT_RESTARTS, **kwargs}
+              "restart": DEFAULT_RESTART, "restarts": DEFAULT_RESTARTS, "guidance_reuse": DEFAULT_GUIDANCE_REUSE,
+              **kwargs}
     t0 = time.perf_counter()
     frames = pipe(prompt, **kwargs)
     gen_s = time.perf_counter() - t0
@@ -317,7 +321,8 @@ def generate_video(pipe: VideoPipeline, prompt: str, output: str | Path, *, over
               "guidance": kwargs["guidance_scale"],
               "guidance_interval": [float(v) for v in kwargs["guidance_interval"]],
               "restart": None if kwargs["restart"] is None else [float(v) for v in kwargs["restart"]],
-              "restarts": kwargs["restarts"], "frames": int(frames.shape[0]),
+              "restarts": kwargs["restarts"], "guidance_reuse": bool(kwargs["guidance_reuse"]),
+              "frames": int(frames.shape[0]),
               "size": f"{frames.shape[2]}x{frames.shape[1]}", "sampler": kwargs["sampler"], "shift": kwargs["shift"],
               "precision": pipe.precision,
               "guidance_mode": "distilled" if pipe.embeds_guidance(kwargs["guidance_scale"],

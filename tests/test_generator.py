@@ -750,6 +750,9 @@ def test_generate_cli_signs_watermarks_and_never_overwrites(tmp_path, monkeypatc
     assert side["params"]["sampler"] == "heun" and side["params"]["guidance"] == 4.0  # the defaults, recorded
     assert side["params"]["shift"] == 3.0 and side["params"]["guidance_interval"] == [0.4, 1.0]
     assert side["params"]["restart"] == [0.643, 0.9] and side["params"]["restarts"] == 1
+    from generator.defaults import DEFAULT_GUIDANCE_REUSE
+
+    assert side["params"]["guidance_reuse"] is DEFAULT_GUIDANCE_REUSE
     assert side["params"]["precision"] == resolve_precision("auto")  # what the DiT ran in: the default
     from generator.weights import EXPERT_FILE, load_dit
 
@@ -1697,3 +1700,29 @@ def test_distillation_config_is_checked():
     with pytest.raises(ValueError, match="replaces the flow loss"):
         DiTTrainConfig(model=DiTConfig(guidance_head=True),
                        train=TrainConfig(distill_from="t.safetensors", decoded_loss_weight=1.0))
+
+
+def test_guidance_reuse_evaluates_the_unconditional_batch_once_per_time():
+    # velocity: text entry + x (conditional 1 + x, unconditional x): the guidance direction is 1 wherever x is
+    seen = []
+
+    def model(x, t, text, *_):
+        seen.append((x.shape[0], round(float(t[0]), 3)))
+        return text[:, :1, :1, None, None].expand_as(x) + x
+
+    x = torch.zeros(1, 1, 1, 1, 1)
+    cond, null = torch.ones(1, 1, 384), torch.zeros(1, 1, 384)
+    m = torch.ones(1, 1, dtype=torch.bool)
+    kw = dict(steps=4, guidance=3.0, method="heun", guidance_interval=(0.3, 1.0))
+    full = sample(model, x, cond, m, null, m, **kw)
+    assert [b for b, _ in seen] == [2, 2, 2, 2, 2, 1, 1]
+    seen.clear()
+    reused = sample(model, x, cond, m, null, m, guidance_reuse=True, **kw)
+    # each predictor at the time of the previous corrector (.75, .5) evaluates the conditional batch alone
+    assert seen == [(2, 1.0), (2, 0.75), (1, 0.75), (2, 0.5), (1, 0.5), (1, 0.25), (1, 0.25)]
+    assert torch.allclose(reused, full, atol=1e-6)  # the direction is the same everywhere here: nothing changes
+    seen.clear()
+    # a restart's fresh noise starts anew: the first evaluation after the jump evaluates both batches
+    sample(model, x, cond, m, null, m, guidance_reuse=True, restart=(0.5, 0.75),
+           restart_noise=[torch.zeros_like(x)], **kw)
+    assert seen == [(2, 1.0), (2, 0.75), (1, 0.75), (2, 0.5), (2, 0.75), (2, 0.5), (1, 0.5), (1, 0.25), (1, 0.25)]

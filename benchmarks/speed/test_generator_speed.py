@@ -72,6 +72,20 @@ def test_generate_17_frames_64px(benchmark, pipe):
     benchmark.pedantic(lambda: pipe("a red ball falls and bounces", seed=0), rounds=3, iterations=1)
 
 
+def test_generate_17_frames_64px_guidance_reuse(benchmark, pipe):
+    """The defaults with guidance_reuse on: each Heun predictor at the time of the previous corrector reuses its
+    guidance direction (8 of the 19 guided DiT evaluations on the conditional batch alone)."""
+    benchmark.pedantic(lambda: pipe("a red ball falls and bounces", seed=0, guidance_reuse=True), rounds=3,
+                       iterations=1)
+
+
+def test_generate_17_frames_64px_cfg(benchmark, pipe):
+    """The defaults with guidance_reuse off and classifier-free guidance's batch of two at every guided evaluation
+    (a negative prompt forces CFG on a guidance-distilled DiT too): the baseline of the two above."""
+    benchmark.pedantic(lambda: pipe("a red ball falls and bounces", seed=0, guidance_reuse=False,
+                                    negative_prompt="nothing"), rounds=3, iterations=1)
+
+
 def test_generate_17_frames_64px_no_restart(benchmark, pipe):
     """The same without the restart (15 DiT evaluations), the default before session 19."""
     benchmark.pedantic(lambda: pipe("a red ball falls and bounces", seed=0, restarts=0), rounds=3, iterations=1)
