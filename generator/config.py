@@ -295,7 +295,8 @@ class DiTTrainConfig:
         m, t = self.model, self.train
         if t.distill_from:
             if not m.guidance_head:
-                raise ValueError("train.distill_from needs model.guidance_head: true (the student predicts the guidance direction)")
+                raise ValueError("train.distill_from needs model.guidance_head: true (the student predicts the "
+                                 "guidance direction)")
             if t.aux_weight > 0 or t.decoded_loss_weight > 0 or t.temporal_loss_weight > 0:
                 raise ValueError("train.distill_from replaces the flow loss: aux_weight, decoded_loss_weight and "
                                  "temporal_loss_weight must be 0 with it")

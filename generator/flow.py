@@ -74,8 +74,8 @@ def guidance_distillation_loss(student: Callable, teacher: Callable, x0: torch.T
                                cond_mask: torch.Tensor | None = None, t: torch.Tensor | None = None,
                                shift: float = 1.0, noise: torch.Tensor | None = None) -> torch.Tensor:
     """Mean squared error between the student's velocity at guidance scales `guidance` w [B] (a DiT with a
-    guidance head, `DiTConfig.guidance_head`, called with `guidance=w`) and the teacher's classifier-free guided velocity
-    v_u + w (v_c - v_u) at the same noisy latents (Meng et al. 2023, "On distillation of guided diffusion models",
+    guidance head, `DiTConfig.guidance_head`, called with `guidance=w`) and the teacher's classifier-free guided
+    velocity v_u + w (v_c - v_u) at the same noisy latents (Meng et al. 2023, "On distillation of guided diffusion models",
     its first stage; FLUX.1-dev is such a student). The teacher's two branches run as one batch without gradients;
     `null_text` / `null_mask` [B, L, D] / [B, L] are the unconditional prompt, padded to the text's length. The
     target is a deterministic function of x_t (no noise in it, unlike the flow loss), so the error measures how

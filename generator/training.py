@@ -34,8 +34,8 @@ from world.dataset import OnTheFlyWorld, to_tensor
 from .config import (Bucket, DataConfig, DiTTrainConfig, VAETrainConfig, bucket_name, config_to_dict,
                      resolve_precision)
 from .decoder_pairs import DecoderPairs
-from .dit import DiT, DiTConfig
 from .defaults import DEFAULT_GUIDANCE
+from .dit import DiT, DiTConfig
 from .flow import decoded_loss, flow_loss, guidance_distillation_loss
 from .object_maps import ATTRIBUTES, object_maps_path, precompute_object_maps
 from .vae import PatchDiscriminator, VideoVAE, hinge_d_loss, psnr, vae_loss
