@@ -292,7 +292,7 @@ def load_pipeline(checkpoint: str | Path | None = None, vae_checkpoint: str | Pa
         expert_dit, expert_meta = load_dit_expert(expert_path, dit, info["dit_sha256"])
         expert_above = float(expert_meta["time_range"][0])
         info.update(expert=expert_path.name, expert_sha256=file_sha256(expert_path), expert_above=expert_above)
-    if "guidance_distilled" in meta:  # the teacher whose guidance the DiT learnt, named in every manifest
+    if "guidance_distilled" in meta:  # the teacher whose guidance the DiT learnt, named in the sidecar
         info.update(guidance_distilled_from=meta["guidance_distilled"].get("teacher_sha256"))
     return VideoPipeline(vae, stats, dit, get_text_encoder(), info, precision=precision, expert=expert_dit,
                          expert_above=expert_above)
