@@ -457,11 +457,15 @@ class DiTModule(L.LightningModule):
         if teacher.latent_channels != student.latent_channels or teacher.frame_cond != student.frame_cond:
             raise DaasError("the teacher DiT works on other latent channels or frame conditioning than the student")
 
+    def _captions(self, batch) -> list[str]:
+        """The batch's captions, each dropped (replaced by the empty prompt) at train.caption_dropout, for guidance."""
+        return [("" if torch.rand(()) < self.cfg.train.caption_dropout else c) for c in batch["caption"]]
+
     def _distill_inputs(self, batch):
         """Captions (with dropout), their padded null prompt and frame conditioning: what both models see."""
         x0 = batch["latent"]
         B = x0.shape[0]
-        caps = [("" if torch.rand(()) < self.cfg.train.caption_dropout else c) for c in batch["caption"]]
+        caps = self._captions(batch)
         both, both_mask = self.text(caps + [""])  # one call: the null prompt is padded to the captions' length
         null, null_mask = both[B:].expand(B, -1, -1), both_mask[B:].expand(B, -1)
         cond, cmask = (self._frame_condition(x0) if self.cfg.model.frame_cond else (None, None))
@@ -491,7 +495,7 @@ class DiTModule(L.LightningModule):
         if self.cfg.train.distill_from:
             return self._distill_step(batch)
         x0 = batch["latent"]
-        caps = [("" if torch.rand(()) < self.cfg.train.caption_dropout else c) for c in batch["caption"]]
+        caps = self._captions(batch)
         text, mask = self.text(caps)
         cond, cmask = (self._frame_condition(x0) if self.cfg.model.frame_cond else (None, None))
         t = self.cfg.train
