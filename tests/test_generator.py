@@ -77,6 +77,28 @@ def test_dit_shapes_any_size_and_zero_init():
         dit(torch.randn(1, 4, 5, 15, 16), torch.rand(1), text[:1], mask[:1])
 
 
+def test_rotary_positions_rotate_pairs_and_score_by_relative_position():
+    from generator.dit import apply_rope, rope_3d
+
+    g, hd = (4, 3, 5), 16
+    cos, sin = rope_3d(g, hd, "cpu")
+    rot = torch.complex(cos, sin)
+    x = torch.randn(2, 3, cos.shape[0], hd)
+    y = apply_rope(x, rot)
+    x1, x2 = x[..., 0::2], x[..., 1::2]  # the rotation of each channel pair, written out
+    assert torch.allclose(y[..., 0::2], x1 * cos - x2 * sin, atol=1e-6)
+    assert torch.allclose(y[..., 1::2], x1 * sin + x2 * cos, atol=1e-6)
+    assert torch.allclose(y.norm(dim=-1), x.norm(dim=-1), atol=1e-5)  # a rotation keeps lengths
+    # one query and one key at every position: their score depends on the offset between positions only
+    q = apply_rope(torch.randn(hd).expand(1, 1, cos.shape[0], hd), rot)[0, 0].view(*g, hd)
+    k = apply_rope(torch.randn(hd).expand(1, 1, cos.shape[0], hd), rot)[0, 0].view(*g, hd)
+    s = lambda a, b: float(q[a] @ k[b])  # noqa: E731
+    assert s((0, 1, 2), (1, 2, 0)) == pytest.approx(s((2, 0, 4), (3, 1, 2)), abs=1e-4)
+    assert s((0, 1, 2), (1, 2, 0)) != pytest.approx(s((0, 1, 2), (2, 2, 0)), abs=1e-3)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # bf16 in, fp32 out (attention casts back)
+        assert apply_rope(x.bfloat16(), rot).dtype == torch.float32
+
+
 def test_text_encoder_matches_transformers_bert():
     transformers = pytest.importorskip("transformers")
     from generator.text import TextEncoder, model_dir
