@@ -18,13 +18,15 @@
     python -m benchmarks.generator_quality --vae-only runs/vae/checkpoints/last.ckpt --n 40
     python -m benchmarks.generator_quality --loss-by-family 16 [--checkpoint DIT]
     python -m benchmarks.generator_quality --compare A/quality.json B/quality.json [--prompts-naming square]
+    python -m benchmarks.generator_quality --best-of 2 --rows A/quality.json [--score flicker]
 
 The last is the DiT's denoising error by scene family and noise level on held-out clips (1-2 minutes on 2 cores,
 where the figures above take 15 or more): which families a run should weight, and whether a candidate learnt them.
 The second is the protocol of the model card's tables since session 22 (192 prompts of a split, 4 noises each;
 12 minutes a split on 2 cores). The compare form pairs two candidates' figures measured with the same settings
 (--split, --n, --offset, --seeds-per-prompt, --sample-seed-base, sampler; a different --out each), sample by
-sample: paired_difference.
+sample: paired_difference. The best-of form replays best-of-K selection (generator.selection) on one measurement's
+samples, paired with one sample a prompt: best_of_rows.
 """
 from __future__ import annotations
 
@@ -141,6 +143,7 @@ def dit_quality(pipe, n: int | Sequence[int] = 64, steps: int = DEFAULT_STEPS, g
     192 `val` prompts, 4 seeds each, all checks 50.5% to 58.3% by seed).
     With `sample_seed_base` b the k samples of the prompt of clip seed s have the seeds b + k * s + j, j < k, and
     are drawn as one batch: the noises of the model card's paired tables (b = 5,000,000, k = 4)."""
+    from generator.selection import SCORES, score_clip
     from world import make_clip
 
     from .metrics import measure_clip
@@ -169,6 +172,8 @@ def dit_quality(pipe, n: int | Sequence[int] = 64, steps: int = DEFAULT_STEPS, g
             rows.append({"family": clip.spec.family, "prompt": prompt, "seed": seed, "sample_seed": sample_seed,
                          "adherence": m["prompt"]["value"], "prompt_ok": m["prompt"]["violations"] == 0, **kinds,
                          "permanence_ok": m["permanence"]["violations"] == 0,
+                         # best-of-N's prompt-blind scores of this sample (generator.selection): best_of_figures
+                         **{name: score_clip(frames, name) for name in SCORES},
                          "prompt_misses": [v["what"] for v in res["violations"] if v["metric"] == "prompt"]})
     fams = sorted({r["family"] for r in rows})
     no_occ = [r for r in rows if r["family"] != "occlusion"]
@@ -340,6 +345,34 @@ def paired_difference(rows_a: list[dict], rows_b: list[dict]) -> dict:
     return out
 
 
+def best_of_rows(rows: list[dict], k: int, score: str = "flicker") -> list[dict]:
+    """Best-of-k selection replayed on measured samples: each prompt's samples, in the order of their seeds, are
+    taken k at a time, and every sample of such a group is given the figures of the group's sample with the lowest
+    `score` (generator.selection, recorded in the rows since session 37). Paired with the rows themselves
+    (paired_difference(rows, best_of_rows(rows, k))), it gives what choosing among k noises changes against one
+    noise, on the same samples: the 4-seed protocol's rows give best-of-2 (two groups a prompt) and best-of-4."""
+    from generator.selection import SCORES
+
+    if score not in SCORES:
+        raise ValueError(f"unknown score {score!r}; choose {' or '.join(SCORES)}")
+    by_prompt: dict[int, list[dict]] = {}
+    for r in rows:
+        by_prompt.setdefault(r["seed"], []).append(r)
+    out = []
+    for seed, group in by_prompt.items():
+        if k < 1 or len(group) % k:
+            raise ValueError(f"prompt seed {seed} has {len(group)} samples, not groups of {k}")
+        if any(score not in r for r in group):
+            raise ValueError(f"rows without the {score!r} score (measured before session 37?)")
+        group = sorted(group, key=lambda r: r.get("sample_seed", r.get("cand", 0)))
+        for i in range(0, len(group), k):
+            chunk = group[i:i + k]
+            best = min(chunk, key=lambda r: r[score])
+            out += [{**best, "seed": r["seed"], **{key: r[key] for key in ("sample_seed", "cand") if key in r}}
+                    for r in chunk]
+    return out
+
+
 def _read_rows(path: Path) -> list[dict]:
     """The rows of a quality.json (its `dit.rows`) or of a JSON list of rows."""
     try:
@@ -375,6 +408,15 @@ def contact_sheet(pipe, path: Path, steps: int = DEFAULT_STEPS, guidance: float 
     return path
 
 
+def _print_paired(res: dict) -> None:
+    print(json.dumps(res), flush=True)
+    for name, _ in PAIRED_FIGURES:
+        f = res[name]
+        if f:
+            print(f"{name:14s} prompts {f['prompts']:4d}  A {f['a'] * 100:5.1f}  B {f['b'] * 100:5.1f}  "
+                  f"B - A {f['diff'] * 100:+5.1f} (paired SE {f['se'] * 100:.1f})")
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=Path("generator/weights"))
@@ -407,6 +449,11 @@ def main(argv=None) -> None:
                     help="only the VAE figures of this .safetensors or training .ckpt (printed, nothing written)")
     ap.add_argument("--compare", type=Path, nargs=2, metavar=("A", "B"),
                     help="paired figures of two quality.json files (or row lists) of the same prompts and seeds")
+    ap.add_argument("--best-of", type=int, metavar="K",
+                    help="best-of-K selection replayed on the samples of --rows (a quality.json measured with a "
+                         "multiple of K seeds per prompt), paired with one sample each (best_of_rows)")
+    ap.add_argument("--rows", type=Path, metavar="QUALITY_JSON", help="with --best-of: the measured samples")
+    ap.add_argument("--score", default="flicker", help="with --best-of: the selection score (flicker or drift)")
     ap.add_argument("--prompts-naming", metavar="WORD",
                     help="with --compare: only the prompts that name WORD (e.g. square)")
     ap.add_argument("--loss-by-family", type=int, metavar="N",
@@ -423,6 +470,8 @@ def main(argv=None) -> None:
         ap.error(str(e))
     if args.loss_by_family is not None and args.loss_by_family < 1:
         ap.error("--loss-by-family must be at least 1")
+    if args.rows is not None and args.best_of is None:
+        ap.error("--rows goes with --best-of K")
     if args.prompts_naming is not None and not (args.compare and args.prompts_naming.strip()):
         ap.error("--prompts-naming takes a word, and goes with --compare")
     if args.compare:
@@ -437,12 +486,19 @@ def main(argv=None) -> None:
             ap.error(f"cannot compare {args.compare[0]} with {args.compare[1]}: a row has no {e}")
         except (OSError, ValueError, TypeError) as e:  # missing, not JSON, not rows, not paired
             ap.error(f"cannot compare {args.compare[0]} with {args.compare[1]}: {e}")
-        print(json.dumps(res), flush=True)
-        for name, _ in PAIRED_FIGURES:
-            f = res[name]
-            if f:
-                print(f"{name:14s} prompts {f['prompts']:4d}  A {f['a'] * 100:5.1f}  B {f['b'] * 100:5.1f}  "
-                      f"B - A {f['diff'] * 100:+5.1f} (paired SE {f['se'] * 100:.1f})")
+        _print_paired(res)
+        return
+    if args.best_of is not None:
+        if args.best_of < 2 or args.rows is None:
+            ap.error("--best-of takes K >= 2 and goes with --rows QUALITY_JSON")
+        try:
+            rows = _read_rows(args.rows)
+            res = paired_difference(rows, best_of_rows(rows, args.best_of, args.score))
+        except KeyError as e:
+            ap.error(f"cannot replay best-of-{args.best_of} on {args.rows}: a row has no {e}")
+        except (OSError, ValueError, TypeError) as e:
+            ap.error(f"cannot replay best-of-{args.best_of} on {args.rows}: {e}")
+        _print_paired({"best_of": args.best_of, "score": args.score, **res})  # A: one sample, B: best of K
         return
     for p in (args.vae_only, args.checkpoint, args.vae):
         if p is not None and not p.is_file():

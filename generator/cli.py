@@ -9,8 +9,9 @@ import typer
 
 from daas.errors import DaasError
 
-from .defaults import (DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_INTERVAL, DEFAULT_GUIDANCE_REUSE, DEFAULT_PRECISION,
-                       DEFAULT_RESTART, DEFAULT_RESTARTS, DEFAULT_SAMPLER, DEFAULT_SHIFT, DEFAULT_STEPS)
+from .defaults import (DEFAULT_BEST_OF, DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_INTERVAL, DEFAULT_GUIDANCE_REUSE,
+                       DEFAULT_PRECISION, DEFAULT_RESTART, DEFAULT_RESTARTS, DEFAULT_SAMPLER, DEFAULT_SHIFT,
+                       DEFAULT_STEPS)
 
 
 def generate(
@@ -30,6 +31,8 @@ def generate(
     guidance_reuse: bool = typer.Option(
         DEFAULT_GUIDANCE_REUSE, help="Reuse the guidance direction at Heun's repeated times (fewer DiT evaluations)."),
     seed: int = typer.Option(0, help="Seed (the same seed gives the same clip)."),
+    best_of: int = typer.Option(DEFAULT_BEST_OF, help="Sample N noises and keep the clip whose colours flicker "
+                                "least (N times the time; the sidecar names the seed kept)."),
     negative: Optional[str] = typer.Option(None, help="Negative prompt."),
     image: Optional[Path] = typer.Option(None, help="First frame (a video file's first frame or a PNG/JPEG)."),
     extend: Optional[Path] = typer.Option(None, help="A video to continue."),
@@ -71,7 +74,8 @@ def generate(
     err = Console(stderr=True)
     pipe = load_pipeline(checkpoint, precision=precision, expert=False if no_expert else expert)
     # checked before the progress bar draws anything
-    pipe.check([prompt], frames, height, width, steps, guidance, shift, sampler, interval, restart_window, restarts)
+    pipe.check([prompt], frames, height, width, steps, guidance, shift, sampler, interval, restart_window, restarts,
+               best_of, seed)
     with Progress(TextColumn("generating"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
                   TimeElapsedColumn(), console=err, transient=True) as bar:
         task = bar.add_task("", total=pipe.sampler_steps(steps, shift, restart_window, restarts))
@@ -79,7 +83,7 @@ def generate(
                               width=width, num_inference_steps=steps, guidance_scale=guidance, seed=seed,
                               negative_prompt=negative, image=cond_image, video=cond_video, sampler=sampler,
                               shift=shift, guidance_interval=interval, restart=restart_window, restarts=restarts,
-                              guidance_reuse=guidance_reuse,
+                              guidance_reuse=guidance_reuse, best_of=best_of,
                               progress=lambda i: bar.update(task, completed=i + 1))
     if as_json:
         emit_json(side)

@@ -30,3 +30,7 @@ DEFAULT_RESTARTS = 1
 DEFAULT_GUIDANCE_REUSE = False
 # The DiT's precision: bf16 autocast where the CPU has native bf16, else fp32 (why: generator/pipeline.py)
 DEFAULT_PRECISION = "auto"
+# Best-of-N (generator.selection): 1 samples each clip once. n > 1 samples n noises and keeps the clip whose colours
+# flicker least, at n times the DiT's work: an option for whoever will wait (measured in the model card, session 37).
+DEFAULT_BEST_OF = 1
+DEFAULT_SELECTION_SCORE = "flicker"

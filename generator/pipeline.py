@@ -20,10 +20,12 @@ import torch
 from daas.errors import DaasError
 
 from .config import MAX_FRAMES, MAX_SIDE, MIN_SIDE, resolve_precision
-from .defaults import (DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_INTERVAL, DEFAULT_GUIDANCE_REUSE, DEFAULT_PRECISION,
-                       DEFAULT_RESTART, DEFAULT_RESTARTS, DEFAULT_SAMPLER, DEFAULT_SHIFT, DEFAULT_STEPS)
+from .defaults import (DEFAULT_BEST_OF, DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_INTERVAL, DEFAULT_GUIDANCE_REUSE,
+                       DEFAULT_PRECISION, DEFAULT_RESTART, DEFAULT_RESTARTS, DEFAULT_SAMPLER, DEFAULT_SELECTION_SCORE,
+                       DEFAULT_SHIFT, DEFAULT_STEPS)
 from .dit import DiT
 from .flow import SAMPLERS, moves, sample
+from .selection import SCORES, score_clip
 from .text import MAX_PROMPT_CHARS, TextEncoder, get_text_encoder
 from .vae import VideoVAE
 from .weights import (DIT_FILE, EXPERT_FILE, VAE_FILE, encoder_fingerprint, file_sha256, load_dit, load_dit_expert,
@@ -38,6 +40,12 @@ FPS = 8.0  # the frame rate the shipped checkpoint was trained at
 # bf16 a clip made in a batch differs from the same clip made alone by rounding ("32-true" keeps them equal).
 # The VAE decodes in fp32 either way. The precision is recorded with every clip.
 PRECISIONS = ("32-true", "bf16-mixed", "auto")
+MAX_BEST_OF = 16
+# torch's CPU generator keeps the low 32 bits of a seed (2**32 draws what 0 draws): seeds are 0..2**32 - 1, and the
+# seed of clip i of a batch (seed + i) and of a clip's candidate j (+ j * CANDIDATE_SEED_STRIDE) wrap round at 2**32.
+# The stride keeps candidates far from a batch's neighbouring seeds, and candidate 0 is the clip itself.
+SEED_LIMIT = 2 ** 32
+CANDIDATE_SEED_STRIDE = 1_000_000_007
 
 
 def _check_precision(precision: str) -> None:
@@ -87,12 +95,15 @@ class VideoPipeline:
         self.checkpoint = checkpoint  # name, sha256 of the weights (named in every manifest)
         self.limits = limits or Limits()
         self.fps = FPS
+        self.last_selection: list[dict] | None = None  # best_of > 1: the candidate each clip of the last call kept
 
     # checks ---------------------------------------------------------------------------------------
     def check(self, prompts: list[str], num_frames: int, height: int, width: int, steps: int,
                guidance: float, shift: float = DEFAULT_SHIFT, sampler: str = DEFAULT_SAMPLER,
                guidance_interval: tuple[float, float] = DEFAULT_GUIDANCE_INTERVAL,
-               restart: tuple[float, float] | None = DEFAULT_RESTART, restarts: int = DEFAULT_RESTARTS) -> None:
+               restart: tuple[float, float] | None = DEFAULT_RESTART, restarts: int = DEFAULT_RESTARTS,
+               best_of: int = DEFAULT_BEST_OF, seed: int = 0,
+               selection_score: str = DEFAULT_SELECTION_SCORE) -> None:
         lim = self.limits
         for p in prompts:
             if not isinstance(p, str) or not p.strip():
@@ -123,6 +134,12 @@ class VideoPipeline:
             lo, hi = _two_times("restart", restart)
             if not (0.0 < lo < hi < 1.0):
                 raise DaasError(f"restart must satisfy 0 < lo < hi < 1, got ({lo:g}, {hi:g})")
+        if not _whole(best_of) or not 1 <= best_of <= MAX_BEST_OF:
+            raise DaasError(f"best_of must be a whole number in 1..{MAX_BEST_OF}, got {best_of!r}")
+        if selection_score not in SCORES:
+            raise DaasError(f"unknown selection score {selection_score!r}; choose {' or '.join(SCORES)}")
+        if not _whole(seed) or not 0 <= seed < SEED_LIMIT:
+            raise DaasError(f"seed must be a whole number in 0..{SEED_LIMIT - 1}, got {seed!r}")
 
     def embeds_guidance(self, guidance_scale: float, negative_prompt: str | None = None) -> bool:
         """Whether guidance runs in one DiT evaluation a step: a guidance-distilled DiT (DiTConfig.guidance_head)
@@ -189,7 +206,8 @@ class VideoPipeline:
                  progress: Callable[[int], None] | None = None, shift: float = DEFAULT_SHIFT,
                  guidance_interval: tuple[float, float] = DEFAULT_GUIDANCE_INTERVAL,
                  restart: tuple[float, float] | None = DEFAULT_RESTART, restarts: int = DEFAULT_RESTARTS,
-                 guidance_reuse: bool = DEFAULT_GUIDANCE_REUSE) -> np.ndarray:
+                 guidance_reuse: bool = DEFAULT_GUIDANCE_REUSE, best_of: int = DEFAULT_BEST_OF,
+                 selection_score: str = DEFAULT_SELECTION_SCORE) -> np.ndarray:
         """Frames uint8 [T, H, W, 3] for one prompt, [B, T, H, W, 3] for a list; the same seed gives the same
         frames. With `video`, the result continues it: the given frames, then the new ones. Guidance applies at
         the times t in `guidance_interval` (lo, hi] (t = 1 is pure noise); outside it, the conditional
@@ -197,17 +215,26 @@ class VideoPipeline:
         sampler goes back from t = lo to t = hi with fresh noise and samples that window again, k times
         (generator.flow.moves; 0 or None: off); `sampler_steps` counts the steps then. With `guidance_reuse`,
         a guided evaluation at the time of the previous one (Heun's predictor after its corrector) reuses that
-        one's guidance direction and evaluates the conditional batch alone (generator.flow.sample)."""
-        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
-        if not prompts:
+        one's guidance direction and evaluates the conditional batch alone (generator.flow.sample).
+        With `best_of` n > 1, each clip is sampled from n noises (candidate j of the clip with seed s has the
+        seed s + j * CANDIDATE_SEED_STRIDE modulo SEED_LIMIT, so candidate 0 is the clip best_of=1 gives) and the
+        one that `selection_score` finds steadiest is kept (generator.selection), at n times the DiT's work;
+        `last_selection` then says which candidate each clip is, with every candidate's score."""
+        self.last_selection = None
+        clips = [prompt] if isinstance(prompt, str) else list(prompt)
+        if not clips:
             raise DaasError("no prompt given")
-        self.check(prompts, num_frames, height, width, num_inference_steps, guidance_scale, shift, sampler,
-                   guidance_interval, restart, restarts)
+        self.check(clips, num_frames, height, width, num_inference_steps, guidance_scale, shift, sampler,
+                   guidance_interval, restart, restarts, best_of, seed, selection_score)
+        # clip i's candidates are rows i * best_of ... (i + 1) * best_of - 1 of one batch
+        prompts = [p for p in clips for _ in range(best_of)]
+        best_of, seed = int(best_of), int(seed)
+        seeds = [(seed + i + j * CANDIDATE_SEED_STRIDE) % SEED_LIMIT for i in range(len(clips)) for j in range(best_of)]
         B = len(prompts)
         T_lat = self.vae.latent_frames(num_frames)
         h, w = height // self.vae.space_factor, width // self.vae.space_factor
         # each clip's noise, then its restarts' fresh noise, from its own seed: a clip is the same alone or in a batch
-        gens = [torch.Generator().manual_seed(seed + i) for i in range(B)]
+        gens = [torch.Generator().manual_seed(s) for s in seeds]
         draws = [torch.cat([torch.randn(1, self.dit.cfg.latent_channels, T_lat, h, w, generator=g) for g in gens])
                  for _ in range(1 + (restarts if restart is not None else 0))]
         noise, restart_noise = draws[0], draws[1:]
@@ -227,6 +254,13 @@ class VideoPipeline:
             frames = np.concatenate([np.broadcast_to(np.asarray(video), (B, *np.asarray(video).shape)), new], axis=1)
         elif image is not None:
             frames[:, 0] = _resize(np.asarray(image)[None], height, width)[0]
+        if best_of > 1:  # each clip's steadiest candidate
+            scores = np.array([score_clip(f, selection_score) for f in frames]).reshape(len(clips), best_of)
+            chosen = scores.argmin(1)
+            frames = frames.reshape(len(clips), best_of, *frames.shape[1:])[np.arange(len(clips)), chosen]
+            self.last_selection = [{"best_of": best_of, "score": selection_score, "chosen": int(j),
+                                    "seed": seeds[i * best_of + j], "scores": [round(float(v), 6) for v in row]}
+                                   for i, (j, row) in enumerate(zip(chosen, scores))]
         if watermark:  # the mark alone (generate_video marks, signs and records the payload)
             import secrets
 
@@ -235,6 +269,10 @@ class VideoPipeline:
             key = wm.WatermarkKey(load_identity().watermark_key())
             frames = np.stack([wm.embed(f, key, secrets.randbits(wm.PAYLOAD_BITS)) for f in frames])
         return frames[0] if isinstance(prompt, str) else frames
+
+
+def _whole(v) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
 
 
 def _two_times(name: str, value) -> tuple[float, float]:
@@ -313,7 +351,7 @@ def generate_video(pipe: VideoPipeline, prompt: str, output: str | Path, *, over
     kwargs = {"seed": 0, "num_inference_steps": DEFAULT_STEPS, "guidance_scale": DEFAULT_GUIDANCE,
               "sampler": DEFAULT_SAMPLER, "shift": DEFAULT_SHIFT, "guidance_interval": DEFAULT_GUIDANCE_INTERVAL,
               "restart": DEFAULT_RESTART, "restarts": DEFAULT_RESTARTS, "guidance_reuse": DEFAULT_GUIDANCE_REUSE,
-              **kwargs}
+              "best_of": DEFAULT_BEST_OF, "selection_score": DEFAULT_SELECTION_SCORE, **kwargs}
     t0 = time.perf_counter()
     frames = pipe(prompt, **kwargs)
     gen_s = time.perf_counter() - t0
@@ -322,6 +360,10 @@ def generate_video(pipe: VideoPipeline, prompt: str, output: str | Path, *, over
               "guidance_interval": [float(v) for v in kwargs["guidance_interval"]],
               "restart": None if kwargs["restart"] is None else [float(v) for v in kwargs["restart"]],
               "restarts": kwargs["restarts"], "guidance_reuse": bool(kwargs["guidance_reuse"]),
+              "best_of": int(kwargs["best_of"]),
+              # the candidate kept: its seed with best_of 1 makes the same clip again (in 32-true exactly; under
+              # bf16 a clip made in a batch differs from the same clip made alone by rounding)
+              **({"selection": pipe.last_selection[0]} if pipe.last_selection else {}),
               "frames": int(frames.shape[0]),
               "size": f"{frames.shape[2]}x{frames.shape[1]}", "sampler": kwargs["sampler"], "shift": kwargs["shift"],
               "precision": pipe.precision,

@@ -593,6 +593,46 @@ def test_compare_of_the_prompts_that_name_a_word(tmp_path, capsys):
         assert e.value.code == 2 and message in capsys.readouterr().err
 
 
+def test_best_of_replays_the_choice_of_the_lowest_score_among_each_prompts_samples(tmp_path, capsys):
+    from benchmarks.generator_quality import best_of_rows, main, paired_difference
+
+    # 2 prompts x 4 samples (listed out of seed order): (passes, flicker score) by sample seed
+    samples = {1: [(0, 0.5), (1, 0.1), (0, 0.3), (0, 0.9)], 2: [(1, 0.4), (0, 0.2), (1, 0.1), (1, 0.6)]}
+    rows = [{"seed": s, "sample_seed": 100 * s + j, "family": "fall", "prompt_ok": bool(ok),
+             "adherence": 0.5 + ok / 2, "permanence_ok": True, "flicker": sc, "drift": -sc}
+            for s, v in samples.items() for j, (ok, sc) in reversed(list(enumerate(v)))]
+    two = best_of_rows(rows, 2)
+    named = lambda rs: {(r["seed"], r["sample_seed"]) for r in rs}  # noqa: E731
+    assert len(two) == 8 and named(two) == named(rows)
+    kept = {(r["seed"], r["sample_seed"]): r["prompt_ok"] for r in two}
+    # prompt 1: of seeds 100, 101 the lower score is 101 (passes), of 102, 103 it is 102 (fails)
+    assert [kept[(1, 100 + j)] for j in range(4)] == [True, True, False, False]
+    assert [kept[(2, 200 + j)] for j in range(4)] == [False, False, True, True]  # 201, then 202
+    res = paired_difference(rows, two)
+    assert res["prompt_ok"]["a"] == pytest.approx(4 / 8) and res["prompt_ok"]["b"] == pytest.approx(4 / 8)
+    four = paired_difference(rows, best_of_rows(rows, 4))  # prompt 1 keeps 101 (passes), prompt 2 keeps 202 (passes)
+    assert four["prompt_ok"]["b"] == pytest.approx(1.0) and four["prompt_ok"]["diff"] == pytest.approx(0.5)
+    drift = paired_difference(rows, best_of_rows(rows, 4, "drift"))  # the highest flicker: 103 and 203
+    assert drift["prompt_ok"]["b"] == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="not groups of 3"):
+        best_of_rows(rows, 3)
+    with pytest.raises(ValueError, match="without the 'flicker' score"):
+        best_of_rows([{k: v for k, v in r.items() if k != "flicker"} for r in rows], 2)
+    (tmp_path / "q.json").write_text(json.dumps({"dit": {"rows": rows}}))
+    main(["--best-of", "4", "--rows", str(tmp_path / "q.json")])
+    out = capsys.readouterr().out
+    assert json.loads(out.splitlines()[0])["best_of"] == 4 and "B - A +50.0" in out
+    for argv, message in ((["--best-of", "1", "--rows", str(tmp_path / "q.json")], "K >= 2"),
+                          (["--best-of", "2"], "goes with --rows"),
+                          (["--rows", str(tmp_path / "q.json")], "--best-of K"),
+                          (["--best-of", "3", "--rows", str(tmp_path / "q.json")], "not groups of 3"),
+                          (["--best-of", "2", "--rows", str(tmp_path / "q.json"), "--score", "x"], "unknown score")):
+        with pytest.raises(SystemExit) as e:
+            main(argv)
+        err = capsys.readouterr().err
+        assert e.value.code == 2 and message in err and "Traceback" not in err
+
+
 def test_generator_quality_refuses_zero_seeds_per_prompt_before_any_work(tmp_path, capsys):
     from benchmarks.generator_quality import main
 

@@ -589,6 +589,31 @@ def test_pipeline_precision_is_checked():
 
 
 @shipped
+def test_pipeline_keeps_the_steadiest_of_its_candidates():
+    from generator import load_pipeline
+    from generator.pipeline import CANDIDATE_SEED_STRIDE, SEED_LIMIT
+    from generator.selection import flicker_score
+
+    fp32 = load_pipeline(precision="32-true")  # a batched clip equals the same clip alone (up to reassociation)
+    kw = dict(num_frames=9, height=32, width=32, num_inference_steps=3, restarts=0)
+    alone = [fp32("a red ball falls and bounces", seed=(SEED_LIMIT - 1 + j * CANDIDATE_SEED_STRIDE) % SEED_LIMIT,
+                  **kw) for j in range(3)]
+    assert fp32.last_selection is None  # best_of 1: no choice made
+    best = fp32("a red ball falls and bounces", seed=SEED_LIMIT - 1, best_of=3, **kw)
+    sel = fp32.last_selection[0]
+    scores = [flicker_score(a) for a in alone]
+    assert sel["best_of"] == 3 and sel["score"] == "flicker" and sel["scores"] == pytest.approx(scores, abs=2e-4)
+    assert len(set(sel["scores"])) == 3  # three different noises (seeds that differ by 2**32 would not be)
+    j = sel["chosen"]
+    assert j == int(np.argmin(sel["scores"]))
+    assert sel["seed"] == (SEED_LIMIT - 1 + j * CANDIDATE_SEED_STRIDE) % SEED_LIMIT  # wrapped round
+    assert best.shape == alone[0].shape and np.abs(best.astype(int) - alone[j]).max() <= 2
+    batch = fp32(["a red ball falls and bounces", "a blue square slides to the left"], seed=5, best_of=2, **kw)
+    assert batch.shape == (2, *alone[0].shape) and len(fp32.last_selection) == 2
+    assert [s["seed"] % CANDIDATE_SEED_STRIDE for s in fp32.last_selection] == [5, 6]  # clip i's seeds: seed + i + ...
+
+
+@shipped
 def test_pipeline_image_to_video_and_extension(pipe):
     first = pipe("a green ball rolls to the right", num_inference_steps=4, seed=1)
     i2v = pipe("a green ball rolls to the right", image=first[0], num_inference_steps=4, seed=2)
@@ -617,6 +642,13 @@ def test_pipeline_image_to_video_and_extension(pipe):
     ({"restart": "early"}, "restart must be two times"),
     ({"restarts": -1}, "restarts must be"),
     ({"restarts": 1.5}, "restarts must be"),
+    ({"best_of": 0}, "best_of must be"),
+    ({"best_of": 17}, "best_of must be"),
+    ({"best_of": 2.0}, "best_of must be"),
+    ({"best_of": True}, "best_of must be"),
+    ({"best_of": 2, "selection_score": "sharpness"}, "unknown selection score"),
+    ({"seed": -1}, "seed must be"),
+    ({"seed": 2 ** 32}, "seed must be"),
 ])
 def test_pipeline_rejects_bad_input(pipe, kwargs, message):
     kwargs = {"prompt": "a red ball", **kwargs}
@@ -761,6 +793,8 @@ def test_compiled_blocks_keep_checkpoint_names_and_the_eager_result():
 
 @shipped
 def test_generate_cli_signs_watermarks_and_never_overwrites(tmp_path, monkeypatch):
+    from generator.pipeline import CANDIDATE_SEED_STRIDE
+
     monkeypatch.setenv("DAAS_HOME", str(tmp_path / "home"))
     out = tmp_path / "clip.mp4"
     cmd = [sys.executable, "-m", "daas.cli", "generate", "a red ball falls and bounces", "-o", str(out),
@@ -775,6 +809,7 @@ def test_generate_cli_signs_watermarks_and_never_overwrites(tmp_path, monkeypatc
     from generator.defaults import DEFAULT_GUIDANCE_REUSE
 
     assert side["params"]["guidance_reuse"] is DEFAULT_GUIDANCE_REUSE
+    assert side["params"]["best_of"] == 1 and "selection" not in side["params"]
     assert side["params"]["precision"] == resolve_precision("auto")  # what the DiT ran in: the default
     from generator.weights import EXPERT_FILE, load_dit
 
@@ -800,7 +835,18 @@ def test_generate_cli_signs_watermarks_and_never_overwrites(tmp_path, monkeypatc
     assert bad_restart.returncode == 2 and "--restart takes LO,HI" in bad_restart.stderr
     assert no_expert.returncode == 2 and "none.st not found" in no_expert.stderr
     assert "Traceback" not in no_expert.stderr
+    bad_best_of = subprocess.run(cmd[:5] + ["-o", str(tmp_path / "new.mp4"), "--best-of", "0"],
+                                 capture_output=True, text=True, timeout=600)
+    assert bad_best_of.returncode == 2 and "best_of must be" in bad_best_of.stderr
+    assert "Traceback" not in bad_best_of.stderr
     assert not list(tmp_path.glob("new*"))
+    best = subprocess.run(cmd[:5] + ["-o", str(tmp_path / "best.mp4"), "--frames", "5", "--size", "32", "--steps",
+                                     "2", "--seed", "1", "--best-of", "2", "--json"],
+                          capture_output=True, text=True, timeout=600)
+    assert best.returncode == 0, best.stderr
+    sel = json.loads(best.stdout)["params"]["selection"]
+    assert sel["best_of"] == 2 and sel["chosen"] in (0, 1) and len(sel["scores"]) == 2
+    assert sel["seed"] == [1, 1 + CANDIDATE_SEED_STRIDE][sel["chosen"]]
 
 
 # ----------------------------------------------------------------------------------------------

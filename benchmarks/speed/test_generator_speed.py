@@ -86,6 +86,12 @@ def test_generate_17_frames_64px_cfg(benchmark, pipe):
                                     negative_prompt="nothing"), rounds=3, iterations=1)
 
 
+def test_generate_17_frames_64px_best_of_2(benchmark, pipe):
+    """The defaults with best-of-2 selection: two noises sampled as one batch and decoded, the steadier kept
+    (generator.selection); about 2x the first, as the DiT's time grows with its batch on a CPU."""
+    benchmark.pedantic(lambda: pipe("a red ball falls and bounces", seed=0, best_of=2), rounds=3, iterations=1)
+
+
 def test_generate_17_frames_64px_no_restart(benchmark, pipe):
     """The same without the restart (15 DiT evaluations), the default before session 19."""
     benchmark.pedantic(lambda: pipe("a red ball falls and bounces", seed=0, restarts=0), rounds=3, iterations=1)
