@@ -18,7 +18,7 @@
     python -m benchmarks.generator_quality --vae-only runs/vae/checkpoints/last.ckpt --n 40
     python -m benchmarks.generator_quality --loss-by-family 16 [--checkpoint DIT]
     python -m benchmarks.generator_quality --compare A/quality.json B/quality.json [--prompts-naming square]
-    python -m benchmarks.generator_quality --best-of 2 --rows A/quality.json [--score flicker]
+    python -m benchmarks.generator_quality --best-of 2 --rows A/quality.json [--score drift]
 
 The last is the DiT's denoising error by scene family and noise level on held-out clips (1-2 minutes on 2 cores,
 where the figures above take 15 or more): which families a run should weight, and whether a candidate learnt them.
@@ -42,8 +42,8 @@ import torch
 from daas.errors import DaasError
 from daas.fileio import atomic_path, write_json
 from generator.defaults import (DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_INTERVAL, DEFAULT_GUIDANCE_REUSE,
-                                DEFAULT_PRECISION, DEFAULT_RESTART, DEFAULT_RESTARTS, DEFAULT_SAMPLER, DEFAULT_SHIFT,
-                                DEFAULT_STEPS)
+                                DEFAULT_PRECISION, DEFAULT_RESTART, DEFAULT_RESTARTS, DEFAULT_SAMPLER,
+                                DEFAULT_SELECTION_SCORE, DEFAULT_SHIFT, DEFAULT_STEPS)
 from generator.pipeline import PRECISIONS
 
 from .metrics import PROMPT_CHECKS
@@ -345,7 +345,7 @@ def paired_difference(rows_a: list[dict], rows_b: list[dict]) -> dict:
     return out
 
 
-def best_of_rows(rows: list[dict], k: int, score: str = "flicker") -> list[dict]:
+def best_of_rows(rows: list[dict], k: int, score: str = DEFAULT_SELECTION_SCORE) -> list[dict]:
     """Best-of-k selection replayed on measured samples: each prompt's samples, in the order of their seeds, are
     taken k at a time, and every sample of such a group is given the figures of the group's sample with the lowest
     `score` (generator.selection, recorded in the rows since session 37). Paired with the rows themselves
@@ -453,7 +453,8 @@ def main(argv=None) -> None:
                     help="best-of-K selection replayed on the samples of --rows (a quality.json measured with a "
                          "multiple of K seeds per prompt), paired with one sample each (best_of_rows)")
     ap.add_argument("--rows", type=Path, metavar="QUALITY_JSON", help="with --best-of: the measured samples")
-    ap.add_argument("--score", default="flicker", help="with --best-of: the selection score (flicker or drift)")
+    ap.add_argument("--score", default=DEFAULT_SELECTION_SCORE,
+                    help="with --best-of: the selection score (drift or flicker)")
     ap.add_argument("--prompts-naming", metavar="WORD",
                     help="with --compare: only the prompts that name WORD (e.g. square)")
     ap.add_argument("--loss-by-family", type=int, metavar="N",

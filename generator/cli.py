@@ -31,8 +31,8 @@ def generate(
     guidance_reuse: bool = typer.Option(
         DEFAULT_GUIDANCE_REUSE, help="Reuse the guidance direction at Heun's repeated times (fewer DiT evaluations)."),
     seed: int = typer.Option(0, help="Seed (the same seed gives the same clip)."),
-    best_of: int = typer.Option(DEFAULT_BEST_OF, help="Sample N noises and keep the clip whose colours flicker "
-                                "least (N times the time; the sidecar names the seed kept)."),
+    best_of: int = typer.Option(DEFAULT_BEST_OF, help="Sample N noises and keep the clip whose colours stay "
+                                "steadiest (N times the time; the sidecar names the seed kept)."),
     negative: Optional[str] = typer.Option(None, help="Negative prompt."),
     image: Optional[Path] = typer.Option(None, help="First frame (a video file's first frame or a PNG/JPEG)."),
     extend: Optional[Path] = typer.Option(None, help="A video to continue."),

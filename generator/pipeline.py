@@ -226,9 +226,9 @@ class VideoPipeline:
             raise DaasError("no prompt given")
         self.check(clips, num_frames, height, width, num_inference_steps, guidance_scale, shift, sampler,
                    guidance_interval, restart, restarts, best_of, seed, selection_score)
+        best_of, seed = int(best_of), int(seed)
         # clip i's candidates are rows i * best_of ... (i + 1) * best_of - 1 of one batch
         prompts = [p for p in clips for _ in range(best_of)]
-        best_of, seed = int(best_of), int(seed)
         seeds = [(seed + i + j * CANDIDATE_SEED_STRIDE) % SEED_LIMIT for i in range(len(clips)) for j in range(best_of)]
         B = len(prompts)
         T_lat = self.vae.latent_frames(num_frames)
@@ -254,7 +254,7 @@ class VideoPipeline:
             frames = np.concatenate([np.broadcast_to(np.asarray(video), (B, *np.asarray(video).shape)), new], axis=1)
         elif image is not None:
             frames[:, 0] = _resize(np.asarray(image)[None], height, width)[0]
-        if best_of > 1:  # each clip's steadiest candidate
+        if best_of > 1:  # each clip's steadiest candidate (the lowest score)
             scores = np.array([score_clip(f, selection_score) for f in frames]).reshape(len(clips), best_of)
             chosen = scores.argmin(1)
             frames = frames.reshape(len(clips), best_of, *frames.shape[1:])[np.arange(len(clips)), chosen]

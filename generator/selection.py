@@ -1,4 +1,4 @@
-"""Best-of-N: sample several noises for a prompt and keep the clip whose colours flicker least.
+"""Best-of-N: sample several noises for a prompt and keep the clip whose colours stay steadiest.
 
 Why: the DiT can draw most prompts but not reliably. Session 22 (192 `val` prompts, 4 seeds each) found that 80.7%
 of the prompts pass every check with at least one of their 4 samples while 55.5% of single samples do; the misses
@@ -12,8 +12,10 @@ floors muted or static), softly binned so that a hue on a bin's edge does not ji
   candle blown out) does not, as a running median keeps a step.
 - `drift_score`: how far each frame's masses lie from the clip's median (session 22's score): lasting changes count
   too.
-Lower is steadier. They are prompt-blind on purpose: choosing by the artifact benchmark's own perception would
-raise its figures by construction.
+Lower is steadier. The pipeline's default is `drift` (generator.defaults: chosen on `val` prompts in session 37, where
+it passed more prompt checks than `flicker`, which also prefers the sample in which a mouth bites a cookie for the
+fewest frames). They are prompt-blind on purpose: choosing by the artifact benchmark's own perception would raise
+its figures by construction.
 """
 from __future__ import annotations
 

@@ -601,7 +601,7 @@ def test_best_of_replays_the_choice_of_the_lowest_score_among_each_prompts_sampl
     rows = [{"seed": s, "sample_seed": 100 * s + j, "family": "fall", "prompt_ok": bool(ok),
              "adherence": 0.5 + ok / 2, "permanence_ok": True, "flicker": sc, "drift": -sc}
             for s, v in samples.items() for j, (ok, sc) in reversed(list(enumerate(v)))]
-    two = best_of_rows(rows, 2)
+    two = best_of_rows(rows, 2, "flicker")
     named = lambda rs: {(r["seed"], r["sample_seed"]) for r in rs}  # noqa: E731
     assert len(two) == 8 and named(two) == named(rows)
     kept = {(r["seed"], r["sample_seed"]): r["prompt_ok"] for r in two}
@@ -610,16 +610,17 @@ def test_best_of_replays_the_choice_of_the_lowest_score_among_each_prompts_sampl
     assert [kept[(2, 200 + j)] for j in range(4)] == [False, False, True, True]  # 201, then 202
     res = paired_difference(rows, two)
     assert res["prompt_ok"]["a"] == pytest.approx(4 / 8) and res["prompt_ok"]["b"] == pytest.approx(4 / 8)
-    four = paired_difference(rows, best_of_rows(rows, 4))  # prompt 1 keeps 101 (passes), prompt 2 keeps 202 (passes)
+    four = paired_difference(rows, best_of_rows(rows, 4, "flicker"))  # keeps 101 and 202, which pass
     assert four["prompt_ok"]["b"] == pytest.approx(1.0) and four["prompt_ok"]["diff"] == pytest.approx(0.5)
     drift = paired_difference(rows, best_of_rows(rows, 4, "drift"))  # the highest flicker: 103 and 203
     assert drift["prompt_ok"]["b"] == pytest.approx(0.5)
+    assert best_of_rows(rows, 4) == best_of_rows(rows, 4, "drift")  # the pipeline's default score
     with pytest.raises(ValueError, match="not groups of 3"):
         best_of_rows(rows, 3)
     with pytest.raises(ValueError, match="without the 'flicker' score"):
-        best_of_rows([{k: v for k, v in r.items() if k != "flicker"} for r in rows], 2)
+        best_of_rows([{k: v for k, v in r.items() if k != "flicker"} for r in rows], 2, "flicker")
     (tmp_path / "q.json").write_text(json.dumps({"dit": {"rows": rows}}))
-    main(["--best-of", "4", "--rows", str(tmp_path / "q.json")])
+    main(["--best-of", "4", "--rows", str(tmp_path / "q.json"), "--score", "flicker"])
     out = capsys.readouterr().out
     assert json.loads(out.splitlines()[0])["best_of"] == 4 and "B - A +50.0" in out
     for argv, message in ((["--best-of", "1", "--rows", str(tmp_path / "q.json")], "K >= 2"),

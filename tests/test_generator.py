@@ -592,7 +592,7 @@ def test_pipeline_precision_is_checked():
 def test_pipeline_keeps_the_steadiest_of_its_candidates():
     from generator import load_pipeline
     from generator.pipeline import CANDIDATE_SEED_STRIDE, SEED_LIMIT
-    from generator.selection import flicker_score
+    from generator.selection import drift_score
 
     fp32 = load_pipeline(precision="32-true")  # a batched clip equals the same clip alone (up to reassociation)
     kw = dict(num_frames=9, height=32, width=32, num_inference_steps=3, restarts=0)
@@ -601,8 +601,8 @@ def test_pipeline_keeps_the_steadiest_of_its_candidates():
     assert fp32.last_selection is None  # best_of 1: no choice made
     best = fp32("a red ball falls and bounces", seed=SEED_LIMIT - 1, best_of=3, **kw)
     sel = fp32.last_selection[0]
-    scores = [flicker_score(a) for a in alone]
-    assert sel["best_of"] == 3 and sel["score"] == "flicker" and sel["scores"] == pytest.approx(scores, abs=2e-4)
+    scores = [drift_score(a) for a in alone]
+    assert sel["best_of"] == 3 and sel["score"] == "drift" and sel["scores"] == pytest.approx(scores, abs=2e-4)
     assert len(set(sel["scores"])) == 3  # three different noises (seeds that differ by 2**32 would not be)
     j = sel["chosen"]
     assert j == int(np.argmin(sel["scores"]))
