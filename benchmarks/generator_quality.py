@@ -172,7 +172,7 @@ def dit_quality(pipe, n: int | Sequence[int] = 64, steps: int = DEFAULT_STEPS, g
             rows.append({"family": clip.spec.family, "prompt": prompt, "seed": seed, "sample_seed": sample_seed,
                          "adherence": m["prompt"]["value"], "prompt_ok": m["prompt"]["violations"] == 0, **kinds,
                          "permanence_ok": m["permanence"]["violations"] == 0,
-                         # best-of-N's prompt-blind scores of this sample (generator.selection): best_of_figures
+                         # best-of-N's prompt-blind scores of this sample (generator.selection), for best_of_rows
                          **{name: score_clip(frames, name) for name in SCORES},
                          "prompt_misses": [v["what"] for v in res["violations"] if v["metric"] == "prompt"]})
     fams = sorted({r["family"] for r in rows})
