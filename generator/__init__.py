@@ -3,6 +3,7 @@
     from generator import load_pipeline
     pipe = load_pipeline()                      # the shipped checkpoint
     frames = pipe("a red ball falls and bounces twice", seed=0)   # uint8 [17, 64, 64, 3]
+    frames = pipe("a red ball falls and bounces twice", best_of=4)  # the steadiest of 4 noises (generator.selection)
 """
 from __future__ import annotations
 
