@@ -143,7 +143,7 @@ def dit_quality(pipe, n: int | Sequence[int] = 64, steps: int = DEFAULT_STEPS, g
     192 `val` prompts, 4 seeds each, all checks 50.5% to 58.3% by seed).
     With `sample_seed_base` b the k samples of the prompt of clip seed s have the seeds b + k * s + j, j < k, and
     are drawn as one batch: the noises of the model card's paired tables (b = 5,000,000, k = 4)."""
-    from generator.selection import SCORES, score_clip
+    from generator.selection import clip_scores
     from world import make_clip
 
     from .metrics import measure_clip
@@ -173,7 +173,7 @@ def dit_quality(pipe, n: int | Sequence[int] = 64, steps: int = DEFAULT_STEPS, g
                          "adherence": m["prompt"]["value"], "prompt_ok": m["prompt"]["violations"] == 0, **kinds,
                          "permanence_ok": m["permanence"]["violations"] == 0,
                          # best-of-N's prompt-blind scores of this sample (generator.selection), for best_of_rows
-                         **{name: score_clip(frames, name) for name in SCORES},
+                         **clip_scores(frames),
                          "prompt_misses": [v["what"] for v in res["violations"] if v["metric"] == "prompt"]})
     fams = sorted({r["family"] for r in rows})
     no_occ = [r for r in rows if r["family"] != "occlusion"]

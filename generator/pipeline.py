@@ -228,9 +228,8 @@ class VideoPipeline:
                    guidance_interval, restart, restarts, best_of, seed, selection_score)
         best_of, seed = int(best_of), int(seed)
         # clip i's candidates are rows i * best_of ... (i + 1) * best_of - 1 of one batch
-        prompts = [p for p in clips for _ in range(best_of)]
         seeds = [(seed + i + j * CANDIDATE_SEED_STRIDE) % SEED_LIMIT for i in range(len(clips)) for j in range(best_of)]
-        B = len(prompts)
+        B = len(seeds)
         T_lat = self.vae.latent_frames(num_frames)
         h, w = height // self.vae.space_factor, width // self.vae.space_factor
         # each clip's noise, then its restarts' fresh noise, from its own seed: a clip is the same alone or in a batch
@@ -238,7 +237,8 @@ class VideoPipeline:
         draws = [torch.cat([torch.randn(1, self.dit.cfg.latent_channels, T_lat, h, w, generator=g) for g in gens])
                  for _ in range(1 + (restarts if restart is not None else 0))]
         noise, restart_noise = draws[0], draws[1:]
-        text, mask = self.text(prompts)
+        text, mask = self.text(clips)  # each prompt encoded once, then given to each of its candidates
+        text, mask = text.repeat_interleave(best_of, 0), mask.repeat_interleave(best_of, 0)
         null_text, null_mask = self.text([negative_prompt or ""])
         cond, cmask, n_given = self._conditioning(image, video, B, T_lat, h, w, height, width)
         distilled = self.embeds_guidance(guidance_scale, negative_prompt)

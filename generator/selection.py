@@ -52,21 +52,36 @@ def colour_mass(frames: np.ndarray) -> np.ndarray:
     return mass / (x.shape[1] * x.shape[2])
 
 
-def flicker_score(frames: np.ndarray) -> float:
-    """Mean over frames of the L1 distance between a frame's colour masses and their running median."""
-    m = colour_mass(frames)
+def _flicker(m: np.ndarray) -> float:
     T, h = len(m), WINDOW // 2
     med = np.stack([np.median(m[max(0, t - h):t + h + 1], axis=0) for t in range(T)])
     return float(np.abs(m - med).sum(1).mean())
 
 
+def _drift(m: np.ndarray) -> float:
+    return float(np.abs(m - np.median(m, axis=0)).sum(1).mean())
+
+
+_FROM_MASS = {"flicker": _flicker, "drift": _drift}
+
+
+def flicker_score(frames: np.ndarray) -> float:
+    """Mean over frames of the L1 distance between a frame's colour masses and their running median."""
+    return _flicker(colour_mass(frames))
+
+
 def drift_score(frames: np.ndarray) -> float:
     """Mean over frames of the L1 distance between a frame's colour masses and the clip's median masses."""
-    m = colour_mass(frames)
-    return float(np.abs(m - np.median(m, axis=0)).sum(1).mean())
+    return _drift(colour_mass(frames))
 
 
 def score_clip(frames: np.ndarray, score: str = "flicker") -> float:
     if score not in SCORES:
         raise ValueError(f"unknown score {score!r}; choose {' or '.join(SCORES)}")
-    return flicker_score(frames) if score == "flicker" else drift_score(frames)
+    return _FROM_MASS[score](colour_mass(frames))
+
+
+def clip_scores(frames: np.ndarray) -> dict[str, float]:
+    """Every score of SCORES, from one reading of the clip's colour masses."""
+    m = colour_mass(frames)
+    return {name: _FROM_MASS[name](m) for name in SCORES}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from generator.selection import HUE_BINS, colour_mass, drift_score, flicker_score, score_clip
+from generator.selection import HUE_BINS, clip_scores, colour_mass, drift_score, flicker_score, score_clip
 
 T, S = 17, 48
 GREY = (200, 196, 190)
@@ -46,5 +46,6 @@ def test_flicker_score_sees_transient_changes_and_not_lasting_ones():
     assert flicker_score(lamp) < 1e-4  # a lamp that lights up and stays lit is a step, not a flicker
     assert drift_score(lamp) > 10 * drift_score(_clip()) + 1e-4  # the clip-wide median counts it
     assert score_clip(lamp, "flicker") == flicker_score(lamp) and score_clip(lamp, "drift") == drift_score(lamp)
+    assert clip_scores(lamp) == {"flicker": flicker_score(lamp), "drift": drift_score(lamp)}  # one reading, both
     with pytest.raises(ValueError, match="unknown score"):
         score_clip(lamp, "sharpness")
