@@ -36,7 +36,8 @@ def generate(
     negative: Optional[str] = typer.Option(None, help="Negative prompt."),
     image: Optional[Path] = typer.Option(None, help="First frame (a video file's first frame or a PNG/JPEG)."),
     extend: Optional[Path] = typer.Option(None, help="A video to continue."),
-    sampler: str = typer.Option(DEFAULT_SAMPLER, help="heun or euler."),
+    sampler: str = typer.Option(DEFAULT_SAMPLER, help="heun, euler or dpm2m (DPM-Solver++(2M): one DiT evaluation "
+                                "a step, as euler, and second order, as heun)."),
     shift: float = typer.Option(DEFAULT_SHIFT, help="Timestep shift (> 1 spends more steps at high noise)."),
     checkpoint: Optional[Path] = typer.Option(None, help="DiT weights (default: the shipped checkpoint)."),
     expert: Optional[Path] = typer.Option(None, help="The DiT's high-noise expert weights (default: the shipped "

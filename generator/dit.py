@@ -40,7 +40,23 @@ class DiTConfig:
 
 
 def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    return x * (1 + scale.unsqueeze(1)) + shift.unsqueeze(1)
+    return torch.addcmul(shift.unsqueeze(1), x, 1 + scale.unsqueeze(1))  # x (1 + scale) + shift in one pass
+
+
+class GELUTanh(nn.Module):
+    """GELU, tanh approximation: x (1 + tanh u) / 2 with u = sqrt(2 / pi) (x + 0.044715 x^3), as nn.GELU("tanh").
+    Without gradients on a CPU, in fp32, it is computed as the same function written x sigmoid(2u) (for
+    tanh u = 2 sigmoid(2u) - 1), in place: torch's tanh costs 3.5x its sigmoid on an AVX2 CPU, and the GELU was 8%
+    of a DiT evaluation there; this form takes 0.42x the time, within 5e-7 of it (generator/weights/MODEL_CARD.md,
+    session 38). Training (which needs the graph), bf16 and GPUs keep torch's own."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.is_grad_enabled() or x.dtype != torch.float32 or x.device.type != "cpu":
+            return F.gelu(x, approximate="tanh")
+        c = math.sqrt(2 / math.pi) * 2
+        y = x * x
+        y.mul_(0.044715 * c).add_(c).mul_(x).sigmoid_()
+        return y.mul_(x)
 
 
 class TimestepEmbedder(nn.Module):
@@ -101,10 +117,12 @@ class Attention(nn.Module):
                 mask: torch.Tensor | None = None) -> torch.Tensor:
         B, N, D = x.shape
         ctx = x if context is None else context
-        q = self.q(x).view(B, N, self.heads, -1).transpose(1, 2)
-        k, v = self.kv(ctx).view(B, ctx.shape[1], 2, self.heads, -1).permute(2, 0, 3, 1, 4)
-        # the norms in fp32 (under bf16 autocast their fp32 weights would meet bf16 inputs), back to v's dtype
-        q, k = self.q_norm(q.float()).to(v.dtype), self.k_norm(k.float()).to(v.dtype)
+        q = self.q(x).view(B, N, self.heads, -1)
+        k, v = self.kv(ctx).view(B, ctx.shape[1], 2, self.heads, -1).unbind(2)
+        # the norms in fp32 (under bf16 autocast their fp32 weights would meet bf16 inputs), back to v's dtype;
+        # before the heads move to dim 1, where the rows they normalise are still contiguous (a fifth faster)
+        q, k = self.q_norm(q.float()).to(v.dtype).transpose(1, 2), self.k_norm(k.float()).to(v.dtype).transpose(1, 2)
+        v = v.transpose(1, 2)
         if rope is not None:
             q, k = apply_rope(q, rope), apply_rope(k, rope)
         attn_mask = None if mask is None else mask[:, None, None, :]
@@ -123,7 +141,7 @@ class DiTBlock(nn.Module):
         self.cross = Attention(width, heads, kv_dim=width)
         self.norm2 = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
         hidden = int(width * mlp_ratio)
-        self.mlp = nn.Sequential(nn.Linear(width, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, width))
+        self.mlp = nn.Sequential(nn.Linear(width, hidden), GELUTanh(), nn.Linear(hidden, width))
         self.table = nn.Parameter(torch.zeros(6, width))  # this block's share of the modulation
 
     def forward(self, x, mod, text, text_mask, rope):

@@ -1,4 +1,4 @@
-"""Rectified flow: the training loss and the samplers (Euler, Heun) with classifier-free guidance.
+"""Rectified flow: the training loss and the samplers (Euler, Heun, DPM-Solver++(2M)) with classifier-free guidance.
 
 x_t = (1 - t) x_0 + t * noise, and the model predicts the velocity v = noise - x_0, so sampling integrates
 dx/dt = v from t = 1 (pure noise) down to t = 0. Training times are logit-normal (SD3): most weight in the
@@ -6,6 +6,7 @@ middle, where the task is neither trivial nor hopeless.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import torch
@@ -98,6 +99,32 @@ def guidance_distillation_loss(student: Callable, teacher: Callable, x0: torch.T
     return _masked_mean(e.pow(2), None if cond_mask is None else (1 - cond_mask).expand_as(e))
 
 
+def _log_snr(t: float) -> float:
+    """lambda = log(alpha / sigma) of x_t = (1 - t) x_0 + t noise: -inf at pure noise, +inf at the data."""
+    return -math.inf if t >= 1 else math.inf if t <= 0 else math.log((1 - t) / t)
+
+
+def _dpm2m_step(x: torch.Tensor, v: torch.Tensor, t0: float, t1: float, prev: tuple[float, torch.Tensor] | None):
+    """One step of DPM-Solver++(2M) (Lu et al. 2022, multistep, data prediction) on the flow, from t0 to t1 < t0,
+    given the velocity v at (x, t0) and the (time, clean-latent prediction) of the step before: one DiT evaluation a
+    step, where Heun spends two, with second-order accuracy from the previous step's prediction. With the flow's
+    alpha = 1 - t, sigma = t and D = x - t v, the exponential-integrator step is
+        x1 = (t1 / t0) x + ((t0 - t1) / t0) D',  D' = (1 + 1 / 2r) D - (1 / 2r) D_prev,  r = h_prev / h,
+    h = lambda(t1) - lambda(t0), and with D' = D it is exactly Euler's step. First order where no previous step
+    exists (the first step, the first after a restart's fresh noise), where that step began at pure noise
+    (lambda = -inf), and at the last step to t = 0 (as diffusers' `lower_order_final` does for few steps).
+    Returns x1 and (t0, D) for the next step."""
+    d = x - t0 * v
+    if t1 <= 0:
+        return d, (t0, d)
+    d_used = d
+    if prev is not None and prev[0] < 1:
+        h = _log_snr(t1) - _log_snr(t0)
+        r = (_log_snr(t0) - _log_snr(prev[0])) / h
+        d_used = (1 + 0.5 / r) * d - (0.5 / r) * prev[1]
+    return (t1 / t0) * x + ((t0 - t1) / t0) * d_used, (t0, d)
+
+
 def _masked_mean(x: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
     return x.mean() if w is None else (x * w).sum() / w.sum().clamp_min(1.0)
 
@@ -107,7 +134,7 @@ def timesteps(steps: int, shift: float = 1.0) -> torch.Tensor:
     return shift_time(torch.linspace(1.0, 0.0, steps + 1), shift)
 
 
-SAMPLERS = ("heun", "euler")
+SAMPLERS = ("heun", "euler", "dpm2m")
 
 
 def moves(steps: int, shift: float = 1.0, restart: tuple[float, float] | None = None,
@@ -204,18 +231,22 @@ def sample(model: Callable, noise: torch.Tensor, text: torch.Tensor, text_mask: 
     x = noise.float()
     fresh = iter(restart_noise)
     i = 0
+    prev = None  # dpm2m: (t, clean-latent prediction) of the step before
     for t0, t1 in moves(steps, shift, restart, len(restart_noise)):
         if t0 > start:  # above where this sample starts (SDEdit)
             continue
         if t1 > t0:  # a restart: back up to t1
             x = renoise(x, t0, t1, next(fresh).float())
-            last = None
+            last = prev = None
             continue
         v0 = velocity(x, t0)
-        x_next = x + (t1 - t0) * v0
-        if method == "heun" and t1 > 0:
-            v1 = velocity(x_next, t1)
-            x_next = x + (t1 - t0) * 0.5 * (v0 + v1)
+        if method == "dpm2m":
+            x_next, prev = _dpm2m_step(x, v0, t0, t1, prev)
+        else:
+            x_next = x + (t1 - t0) * v0
+            if method == "heun" and t1 > 0:
+                v1 = velocity(x_next, t1)
+                x_next = x + (t1 - t0) * 0.5 * (v0 + v1)
         x = x_next
         if callback is not None:
             callback(i)

@@ -128,7 +128,7 @@ class VideoPipeline:
         lo, hi = _two_times("guidance_interval", guidance_interval)
         if not (0.0 <= lo < hi <= 1.0):
             raise DaasError(f"guidance_interval must satisfy 0 <= lo < hi <= 1, got ({lo:g}, {hi:g})")
-        if not isinstance(restarts, int) or not 0 <= restarts <= 8:
+        if not _whole(restarts) or not 0 <= restarts <= 8:
             raise DaasError(f"restarts must be a whole number in 0..8, got {restarts!r}")
         if restart is not None:
             lo, hi = _two_times("restart", restart)
@@ -226,7 +226,7 @@ class VideoPipeline:
             raise DaasError("no prompt given")
         self.check(clips, num_frames, height, width, num_inference_steps, guidance_scale, shift, sampler,
                    guidance_interval, restart, restarts, best_of, seed, selection_score)
-        best_of, seed = int(best_of), int(seed)
+        best_of, seed, restarts = int(best_of), int(seed), int(restarts)
         # clip i's candidates are rows i * best_of ... (i + 1) * best_of - 1 of one batch
         seeds = [(seed + i + j * CANDIDATE_SEED_STRIDE) % SEED_LIMIT for i in range(len(clips)) for j in range(best_of)]
         B = len(seeds)
@@ -359,7 +359,7 @@ def generate_video(pipe: VideoPipeline, prompt: str, output: str | Path, *, over
               "guidance": kwargs["guidance_scale"],
               "guidance_interval": [float(v) for v in kwargs["guidance_interval"]],
               "restart": None if kwargs["restart"] is None else [float(v) for v in kwargs["restart"]],
-              "restarts": kwargs["restarts"], "guidance_reuse": bool(kwargs["guidance_reuse"]),
+              "restarts": int(kwargs["restarts"]), "guidance_reuse": bool(kwargs["guidance_reuse"]),
               "best_of": int(kwargs["best_of"]),
               # the candidate kept: its seed with best_of 1 makes the same clip again (in 32-true exactly; under
               # bf16 a clip made in a batch differs from the same clip made alone by rounding)

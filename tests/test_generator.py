@@ -99,6 +99,23 @@ def test_rotary_positions_rotate_pairs_and_score_by_relative_position():
         assert apply_rope(x.bfloat16(), rot).dtype == torch.float32
 
 
+def test_dit_gelu_is_torchs_tanh_gelu_with_and_without_gradients():
+    from generator.dit import GELUTanh
+
+    act, ref = GELUTanh(), torch.nn.GELU(approximate="tanh")
+    x = torch.cat([torch.linspace(-12, 12, 4001), torch.randn(2999) * 3]).view(7, -1)
+    with torch.no_grad():  # the in-place sigmoid form: the same function, and x itself untouched
+        before = x.clone()
+        assert torch.allclose(act(x), ref(x), rtol=1e-5, atol=2e-6)
+        assert torch.equal(x, before)
+        assert act(x.bfloat16()).dtype == torch.bfloat16  # bf16 takes torch's own
+    xg = x.clone().requires_grad_()
+    act(xg).sum().backward()  # with gradients: torch's own, so training's graph is the usual one
+    xr = x.clone().requires_grad_()
+    ref(xr).sum().backward()
+    assert torch.equal(xg.grad, xr.grad)
+
+
 def test_text_encoder_matches_transformers_bert():
     transformers = pytest.importorskip("transformers")
     from generator.text import TextEncoder, model_dir
@@ -151,10 +168,72 @@ def test_flow_sampler_integrates_a_known_velocity():
     noise = torch.randn_like(x0)
     e = torch.zeros(1, 1, 384)
     m = torch.ones(1, 1, dtype=torch.bool)
-    for method in ("euler", "heun"):
+    for method in ("euler", "heun", "dpm2m"):
         out = sample(model, noise, e, m, e, m, steps=4, guidance=1.0, method=method)
         assert torch.allclose(out, x0, atol=1e-4)
     assert timesteps(4, shift=3.0)[0] == 1.0 and timesteps(4, shift=3.0)[-1] == 0.0
+
+
+def _gaussian_flow(s: float):
+    """The exact velocity of the flow of data ~ N(0, s^2): its clean-latent prediction is
+    D(x, t) = (1 - t) s^2 x / ((1 - t)^2 s^2 + t^2), and x_t = x_1 sqrt((1 - t)^2 s^2 + t^2) along the ODE."""
+    def model(x, t, *_):
+        tt = t.view(-1, *[1] * (x.dim() - 1))
+        d = (1 - tt) * s * s * x / ((1 - tt) ** 2 * s * s + tt * tt)
+        return (x - d) / tt
+    return model, lambda t: math.sqrt((1 - t) ** 2 * s * s + t * t)
+
+
+def test_dpm2m_steps_are_second_order_with_one_evaluation_each():
+    from generator.flow import _dpm2m_step
+
+    model, std = _gaussian_flow(0.5)
+    x1 = torch.ones(1)
+
+    def integrate(n, second_order):  # from t = .9 to .1, where the exact x is known
+        ts, x, prev, calls = torch.linspace(0.9, 0.1, n + 1).tolist(), x1 * std(0.9), None, 0
+        for t0, t1 in zip(ts[:-1], ts[1:]):
+            v = model(x, torch.tensor([t0]))
+            calls += 1
+            x, prev = _dpm2m_step(x, v, t0, t1, prev if second_order else None)
+        return abs(float(x) - std(0.1)), calls
+
+    (e16, calls), (e32, _), (e64, _) = (integrate(n, True) for n in (16, 32, 64))
+    assert calls == 16
+    assert e16 / e32 > 3.5 and e32 / e64 > 3.5  # the error / 4 when the steps double
+    f16, f32 = integrate(16, False)[0], integrate(32, False)[0]  # without the previous prediction: Euler, / 2
+    assert 1.7 < f16 / f32 < 2.3 and e16 < f16 / 5
+
+
+def test_dpm2m_sampler_evaluates_once_a_step_and_starts_afresh_after_a_restart():
+    model, std = _gaussian_flow(0.5)
+    seen = []
+
+    def counted(x, t, *a):
+        seen.append(round(float(t[0]), 3))
+        return model(x, t, *a)
+
+    e, m = torch.zeros(1, 1, 384), torch.ones(1, 1, dtype=torch.bool)
+    noise = torch.randn(1, 1, 1, 2, 2)
+    out = sample(counted, noise, e, m, e, m, steps=16, guidance=1.0, method="dpm2m")
+    assert len(seen) == 16 and seen[0] == 1.0
+    euler = sample(model, noise, e, m, e, m, steps=16, guidance=1.0, method="euler")
+    exact = noise * std(0.0)
+    assert float((out - exact).abs().max()) < 0.5 * float((euler - exact).abs().max())
+    # a restart's fresh noise starts a new trajectory, which owes nothing to the steps before it: the same as a
+    # sample begun at the restart's time from the renoised latent
+    seen.clear()
+    inputs = []
+
+    def recorded(x, t, *a):
+        inputs.append(x.clone())
+        return counted(x, t, *a)
+
+    x = sample(recorded, noise, e, m, e, m, steps=4, guidance=1.0, method="dpm2m", shift=1.0, restart=(0.25, 0.75),
+               restart_noise=[torch.randn_like(noise)])
+    assert seen == [1.0, 0.75, 0.5, 0.75, 0.5, 0.25]
+    afresh = sample(model, inputs[3], e, m, e, m, steps=4, guidance=1.0, method="dpm2m", shift=1.0, start=0.75)
+    assert torch.equal(x, afresh)
 
 
 def test_training_timestep_shift_moves_times_towards_noise():
@@ -642,6 +721,7 @@ def test_pipeline_image_to_video_and_extension(pipe):
     ({"restart": "early"}, "restart must be two times"),
     ({"restarts": -1}, "restarts must be"),
     ({"restarts": 1.5}, "restarts must be"),
+    ({"restarts": True}, "restarts must be"),
     ({"best_of": 0}, "best_of must be"),
     ({"best_of": 17}, "best_of must be"),
     ({"best_of": 2.0}, "best_of must be"),
