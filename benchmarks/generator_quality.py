@@ -11,7 +11,7 @@
   artifact benchmark's perception on clips generated from test-split captions with fresh seeds;
 - a contact sheet of 8 fixed prompts.
 
-    python -m benchmarks.generator_quality --out generator/weights [--n 64] [--steps 8 --sampler heun] [--checkpoint DIT --vae VAE]
+    python -m benchmarks.generator_quality --out generator/weights [--n 64] [--steps 12 --sampler dpm2m] [--checkpoint DIT --vae VAE]
         [--seeds-per-prompt K]
     python -m benchmarks.generator_quality --out DIR --split test --n 64 128 --offset 10000 20000 \
         --seeds-per-prompt 4 --sample-seed-base 5000000 [--checkpoint DIT]

@@ -19,7 +19,7 @@ def generate(
     output: Path = typer.Option(..., "-o", "--output", help="Output MP4 (a JSON sidecar goes beside it)."),
     frames: int = typer.Option(17, help="Number of frames (1 + 4k)."),
     size: str = typer.Option("64", help="N or WIDTHxHEIGHT (multiples of 8)."),
-    steps: int = typer.Option(DEFAULT_STEPS, help="Sampling steps (Heun: two DiT evaluations each)."),
+    steps: int = typer.Option(DEFAULT_STEPS, help="Sampling steps (heun: two DiT evaluations each, the others one)."),
     guidance: float = typer.Option(DEFAULT_GUIDANCE, help="Classifier-free guidance scale."),
     guidance_interval: str = typer.Option(
         ",".join(f"{v:g}" for v in DEFAULT_GUIDANCE_INTERVAL), metavar="LO,HI",
@@ -29,7 +29,7 @@ def generate(
         help="Restart sampling: at t = LO go back to t = HI with fresh noise and sample that window again."),
     restarts: int = typer.Option(DEFAULT_RESTARTS, help="How many restarts (0: none)."),
     guidance_reuse: bool = typer.Option(
-        DEFAULT_GUIDANCE_REUSE, help="Reuse the guidance direction at Heun's repeated times (fewer DiT evaluations)."),
+        DEFAULT_GUIDANCE_REUSE, help="Reuse the guidance direction at Heun's repeated times (fewer DiT evaluations; heun only)."),
     seed: int = typer.Option(0, help="Seed (the same seed gives the same clip)."),
     best_of: int = typer.Option(DEFAULT_BEST_OF, help="Sample N noises and keep the clip whose colours stay "
                                 "steadiest (N times the time; the sidecar names the seed kept)."),

@@ -2,7 +2,7 @@
 
     pipe = load_pipeline()
     frames = pipe("a red ball falls and bounces twice", num_frames=17, height=64, width=64,
-                  num_inference_steps=8, guidance_scale=4.0, seed=0)        # uint8 [T, H, W, 3] (Heun by default)
+                  num_inference_steps=12, guidance_scale=4.0, seed=0)       # uint8 [T, H, W, 3] (dpm2m by default)
 
 `generate_video` adds what every DAAS output carries: the watermark, the MP4, the C2PA signature and a JSON
 sidecar with every parameter.

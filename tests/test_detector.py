@@ -379,18 +379,19 @@ def test_generator_source_refuses_an_empty_list_to_draw_from(empty):
 
 def test_scan_shipped_checkpoint(clips):
     """The shipped weights: a real clip gives no evidence; an unsigned, unwatermarked synthetic clip of the
-    kind `daas generate` makes by default (the shipped generator's output, 8 Heun steps, guidance 4, a world
-    caption as the prompt; see detector/weights/MODEL_CARD.md) is likely synthetic."""
+    kind `daas generate` makes by default (the shipped generator's output at the default sampler, steps and
+    guidance, a world caption as the prompt; see detector/weights/MODEL_CARD.md) is likely synthetic."""
     from daas.video import write_video
     from detector.model import DEFAULT_CHECKPOINT
     from detector.scan import scan
+    from generator.defaults import DEFAULT_GUIDANCE, DEFAULT_SAMPLER, DEFAULT_STEPS
     from generator.weights import DIT_FILE, VAE_FILE
 
     if not DEFAULT_CHECKPOINT.exists():
         pytest.skip("no shipped detector checkpoint")
     if not (DIT_FILE.exists() and VAE_FILE.exists()):
         pytest.skip("no shipped generator checkpoint")
-    src = D.GeneratorSource(steps=[8], guidance=[4.0], samplers=["heun"])  # no watermark
+    src = D.GeneratorSource(steps=[DEFAULT_STEPS], guidance=[DEFAULT_GUIDANCE], samplers=[DEFAULT_SAMPLER])  # unmarked
     write_video(clips / "unmarked.mp4", src(make_clip(950_402).caption, 950_402), 8.0, crf=23)
     results, _ = scan([clips / "real.mp4", clips / "signed.mp4", clips / "unmarked.mp4"])
     v = _verdicts(results)

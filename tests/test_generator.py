@@ -883,7 +883,7 @@ def test_generate_cli_signs_watermarks_and_never_overwrites(tmp_path, monkeypatc
     assert r.returncode == 0, r.stderr
     side = json.loads(r.stdout)
     assert side["params"]["prompt"] == "a red ball falls and bounces" and side["params"]["steps"] == 4
-    assert side["params"]["sampler"] == "heun" and side["params"]["guidance"] == 4.0  # the defaults, recorded
+    assert side["params"]["sampler"] == "dpm2m" and side["params"]["guidance"] == 4.0  # the defaults, recorded
     assert side["params"]["shift"] == 3.0 and side["params"]["guidance_interval"] == [0.4, 1.0]
     assert side["params"]["restart"] == [0.643, 0.9] and side["params"]["restarts"] == 1
     from generator.defaults import DEFAULT_GUIDANCE_REUSE
@@ -1531,13 +1531,13 @@ def test_pipeline_hands_the_high_noise_steps_to_its_expert(tmp_path):
     for name, m in (("dit", pipe.dit), ("expert", pipe.expert)):
         m.register_forward_hook(lambda mod, args, out, name=name: calls.append((name, float(args[1][0]))))
     with_expert = pipe("a red ball falls", num_frames=5, height=32, width=32, num_inference_steps=4, seed=0,
-                       restarts=0)
+                       restarts=0, sampler="heun")
     # 4 Heun steps at shift 3 evaluate at t = 1, .9, .9, .75, .75, .5, .5: the expert takes those above 0.8
     assert [n for n, t in calls] == ["expert"] * 3 + ["dit"] * 4
     assert all((n == "expert") == (t > 0.8) for n, t in calls)
     alone = load_pipeline(base_file, vae_file, precision="32-true", expert=False)
     assert not np.array_equal(with_expert, alone("a red ball falls", num_frames=5, height=32, width=32,
-                                                  num_inference_steps=4, seed=0, restarts=0))
+                                                  num_inference_steps=4, seed=0, restarts=0, sampler="heun"))
     router = ExpertsByNoiseLevel(pipe.dit, pipe.expert, 0.8)
     assert router.cfg is pipe.dit.cfg
     other = save_weights(tmp_path / "other.safetensors", DiT(EXPERT_DIT).state_dict(),
@@ -1823,7 +1823,7 @@ def test_dit_distils_a_teachers_guidance_and_the_pipeline_uses_it(tmp_path):
     assert pipe.checkpoint["guidance_distilled_from"] == file_sha256(teacher_file)
     batches = []
     pipe.dit.register_forward_hook(lambda mod, args, out: batches.append(args[0].shape[0]))
-    kw = dict(num_frames=5, height=32, width=32, num_inference_steps=4, seed=0, restarts=0)
+    kw = dict(num_frames=5, height=32, width=32, num_inference_steps=4, seed=0, restarts=0, sampler="heun")
     assert pipe.embeds_guidance(4.0) and pipe.embeds_guidance(9.0) and not pipe.embeds_guidance(4.0, "a blue cube")
     pipe("a red ball rolls", guidance_scale=4.0, guidance_interval=(0.0, 1.0), **kw)
     assert batches == [1] * 7  # guided at every step, one clip per evaluation
