@@ -29,7 +29,8 @@ def generate(
         help="Restart sampling: at t = LO go back to t = HI with fresh noise and sample that window again."),
     restarts: int = typer.Option(DEFAULT_RESTARTS, help="How many restarts (0: none)."),
     guidance_reuse: bool = typer.Option(
-        DEFAULT_GUIDANCE_REUSE, help="Reuse the guidance direction at Heun's repeated times (fewer DiT evaluations; heun only)."),
+        DEFAULT_GUIDANCE_REUSE,
+        help="Reuse the guidance direction at Heun's repeated times (fewer DiT evaluations; heun only)."),
     seed: int = typer.Option(0, help="Seed (the same seed gives the same clip)."),
     best_of: int = typer.Option(DEFAULT_BEST_OF, help="Sample N noises and keep the clip whose colours stay "
                                 "steadiest (N times the time; the sidecar names the seed kept)."),

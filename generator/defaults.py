@@ -15,19 +15,19 @@ DEFAULT_SHIFT = 3.0  # timestep shift (> 1: more of the steps at high noise, as 
 # Guidance only at t in (0.4, 1] (t = 1 is pure noise; Kynkaanniemi et al. 2024). At shift 3, 12 dpm2m steps
 # evaluate the DiT at t = 1, .971, .938, .9, .857, .808, .75, .682, .6, .5, .375 and .214: the last two run
 # unguided, at half the cost (8 Heun steps evaluate at t = 1, .955, .9, .833, .75, .643, .5 and .3, each but the
-# first twice; the two at t = .3 unguided). Chosen in session 15 on 192 `val` clips (64 from offset 10,000, 128 from 20,000; the shipped DiT,
-# bf16, CFG 4), all checks / permanence (occlusion-free): (0.2, 1] 49.5% / 81.5%, (0.4, 1] 56.2% / 81.5%, (0.55, 1]
-# 57.8% / 78.6%; 64 clips: (0.7, 1] 60.9% / 78.0%; CFG-Zero*, APG, CFG-rescale 0.7 and a zero first step were no
-# better than (0.2, 1]. On the 192 held-out `test` clips: (0.2, 1] 45.3% / 79.4%, (0.4, 1] 53.6% / 81.1%. Until
-# session 15 the default was (0.2, 1], chosen with the 4-channel DiT at shift 1 (128 held-out clips: (0.2, 1]
-# 15.6% / 78.4% against 14.8% / 74.1% for (0, 1]).
+# first twice; the two at t = .3 unguided). Chosen with Heun in session 15 on 192 `val` clips (64 from offset
+# 10,000, 128 from 20,000; the shipped DiT, bf16, CFG 4), all checks / permanence (occlusion-free): (0.2, 1]
+# 49.5% / 81.5%, (0.4, 1] 56.2% / 81.5%, (0.55, 1] 57.8% / 78.6%; 64 clips: (0.7, 1] 60.9% / 78.0%; CFG-Zero*, APG,
+# CFG-rescale 0.7 and a zero first step were no better than (0.2, 1]. On the 192 held-out `test` clips: (0.2, 1]
+# 45.3% / 79.4%, (0.4, 1] 53.6% / 81.1%. Until session 15 the default was (0.2, 1], chosen with the 4-channel DiT
+# at shift 1 (128 held-out clips: (0.2, 1] 15.6% / 78.4% against 14.8% / 74.1% for (0, 1]).
 DEFAULT_GUIDANCE_INTERVAL = (0.4, 1.0)
 # Restart sampling (generator.flow.moves): at the grid time nearest .643 the sample is noised back up to the one
 # nearest .9 and the steps between are sampled again, once: on 12 dpm2m steps' grid .682 back to .9, four steps (16
-# DiT evaluations in all); on 8 Heun steps' grid .643 back to .9, three steps (6 more DiT evaluations, 21 in all). Chosen in session 19 on the same 192 `val`
-# clips, against 56.2% / 81.5% for none (all checks / permanence): (.643, .9) once 60.9% / 84.4%, (.75, .9) once
-# 58.3% / 82.7% and twice 56.8% / 82.1%, (.833, .955) once 58.3% / 79.8%; session 20: (.5, .9) once 55.7% / 79.8%.
-# The test figures are in the model card.
+# DiT evaluations in all); on 8 Heun steps' grid .643 back to .9, three steps (6 more DiT evaluations, 21 in all).
+# Chosen with Heun in session 19 on the same 192 `val` clips, against 56.2% / 81.5% for none (all checks /
+# permanence): (.643, .9) once 60.9% / 84.4%, (.75, .9) once 58.3% / 82.7% and twice 56.8% / 82.1%, (.833, .955)
+# once 58.3% / 79.8%; session 20: (.5, .9) once 55.7% / 79.8%. The test figures are in the model card.
 DEFAULT_RESTART = (0.643, 0.9)
 DEFAULT_RESTARTS = 1
 # Reuse of the guidance direction v_c - v_u at Heun's repeated times (generator.flow.sample, guidance_reuse): each

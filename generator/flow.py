@@ -183,7 +183,9 @@ def sample(model: Callable, noise: torch.Tensor, text: torch.Tensor, text_mask: 
     only at times t inside `guidance_interval` (lo, hi] (Kynkaanniemi et al. 2024, "Applying guidance in a
     limited interval"); elsewhere the conditional velocity alone is used, at half the cost. With `restart`
     (lo, hi), the window is sampled again once per tensor of `restart_noise` (the fresh noise; see `moves`).
-    `callback(i)` follows each step down, i counting on through the restarts. With `distilled_guidance`, the model
+    `callback(i)` follows each step down, i counting on through the restarts. `method`: "euler", "heun" (two
+    evaluations a step, the last one's one) or "dpm2m" (one a step, second order through the step before; see
+    `_dpm2m_step`). With `distilled_guidance`, the model
     is a guidance-distilled DiT (`DiTConfig.guidance_head`): it is given the guidance scale and predicts the
     guided velocity in one evaluation of the conditional batch (`null_text` unused).
 
