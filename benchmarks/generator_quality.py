@@ -518,7 +518,7 @@ def main(argv=None) -> None:
     pipe = load_pipeline(args.checkpoint, vae_checkpoint=args.vae, precision=args.precision)
     try:  # the settings, before minutes of measuring
         pipe.check(["a prompt"], 17, 64, 64, args.steps, args.guidance, args.shift, args.sampler,
-                   args.guidance_interval, tuple(args.restart), args.restarts)
+                   args.guidance_interval, tuple(args.restart), args.restarts, guidance_reuse=args.guidance_reuse)
     except DaasError as e:
         ap.error(str(e))
     if args.loss_by_family:

@@ -77,7 +77,7 @@ def generate(
     pipe = load_pipeline(checkpoint, precision=precision, expert=False if no_expert else expert)
     # checked before the progress bar draws anything
     pipe.check([prompt], frames, height, width, steps, guidance, shift, sampler, interval, restart_window, restarts,
-               best_of, seed)
+               best_of, seed, guidance_reuse=guidance_reuse)
     with Progress(TextColumn("generating"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
                   TimeElapsedColumn(), console=err, transient=True) as bar:
         task = bar.add_task("", total=pipe.sampler_steps(steps, shift, restart_window, restarts))

@@ -103,7 +103,7 @@ class VideoPipeline:
                guidance_interval: tuple[float, float] = DEFAULT_GUIDANCE_INTERVAL,
                restart: tuple[float, float] | None = DEFAULT_RESTART, restarts: int = DEFAULT_RESTARTS,
                best_of: int = DEFAULT_BEST_OF, seed: int = 0,
-               selection_score: str = DEFAULT_SELECTION_SCORE) -> None:
+               selection_score: str = DEFAULT_SELECTION_SCORE, guidance_reuse: bool = False) -> None:
         lim = self.limits
         for p in prompts:
             if not isinstance(p, str) or not p.strip():
@@ -125,6 +125,8 @@ class VideoPipeline:
             raise DaasError(f"shift must be in 0.1..20, got {shift}")
         if sampler not in SAMPLERS:
             raise DaasError(f"unknown sampler {sampler!r}; choose {' or '.join(SAMPLERS)}")
+        if guidance_reuse and sampler != "heun":  # only Heun evaluates a time twice; elsewhere it would do nothing
+            raise DaasError(f"guidance reuse works with the heun sampler only, not {sampler}")
         lo, hi = _two_times("guidance_interval", guidance_interval)
         if not (0.0 <= lo < hi <= 1.0):
             raise DaasError(f"guidance_interval must satisfy 0 <= lo < hi <= 1, got ({lo:g}, {hi:g})")
@@ -225,7 +227,7 @@ class VideoPipeline:
         if not clips:
             raise DaasError("no prompt given")
         self.check(clips, num_frames, height, width, num_inference_steps, guidance_scale, shift, sampler,
-                   guidance_interval, restart, restarts, best_of, seed, selection_score)
+                   guidance_interval, restart, restarts, best_of, seed, selection_score, bool(guidance_reuse))
         best_of, seed, restarts = int(best_of), int(seed), int(restarts)
         # clip i's candidates are rows i * best_of ... (i + 1) * best_of - 1 of one batch
         seeds = [(seed + i + j * CANDIDATE_SEED_STRIDE) % SEED_LIMIT for i in range(len(clips)) for j in range(best_of)]

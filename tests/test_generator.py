@@ -713,6 +713,8 @@ def test_pipeline_image_to_video_and_extension(pipe):
     ({"guidance_scale": -1.0}, "guidance_scale"),
     ({"shift": 0.0}, "shift"),
     ({"sampler": "rk4"}, "unknown sampler"),
+    ({"guidance_reuse": True}, "heun sampler only"),
+    ({"guidance_reuse": True, "sampler": "euler"}, "heun sampler only"),
     ({"guidance_interval": (0.8, 0.2)}, "guidance_interval"),
     ({"guidance_interval": (0.0, 1.5)}, "guidance_interval"),
     ({"guidance_interval": (0.5,)}, "guidance_interval"),
