@@ -351,10 +351,9 @@ def best_of_rows(rows: list[dict], k: int, score: str = DEFAULT_SELECTION_SCORE)
     `score` (generator.selection, recorded in the rows since session 37). Paired with the rows themselves
     (paired_difference(rows, best_of_rows(rows, k))), it gives what choosing among k noises changes against one
     noise, on the same samples: the 4-seed protocol's rows give best-of-2 (two groups a prompt) and best-of-4."""
-    from generator.selection import SCORES
+    from generator.selection import check_score
 
-    if score not in SCORES:
-        raise ValueError(f"unknown score {score!r}; choose {' or '.join(SCORES)}")
+    check_score(score)
     by_prompt: dict[int, list[dict]] = {}
     for r in rows:
         by_prompt.setdefault(r["seed"], []).append(r)

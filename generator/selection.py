@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .defaults import DEFAULT_SELECTION_SCORE
+
 HUE_BINS = 12
 WINDOW = 5  # frames of flicker_score's running median: a gap of up to 2 frames differs from it
 SCORES = ("flicker", "drift")
@@ -75,9 +77,13 @@ def drift_score(frames: np.ndarray) -> float:
     return _drift(colour_mass(frames))
 
 
-def score_clip(frames: np.ndarray, score: str = "flicker") -> float:
+def check_score(score: str) -> None:
     if score not in SCORES:
         raise ValueError(f"unknown score {score!r}; choose {' or '.join(SCORES)}")
+
+
+def score_clip(frames: np.ndarray, score: str = DEFAULT_SELECTION_SCORE) -> float:
+    check_score(score)
     return _FROM_MASS[score](colour_mass(frames))
 
 

@@ -461,7 +461,7 @@ class DiTModule(L.LightningModule):
         """The batch's captions, each dropped (replaced by the empty prompt) at train.caption_dropout, for guidance."""
         return [("" if torch.rand(()) < self.cfg.train.caption_dropout else c) for c in batch["caption"]]
 
-    def _null_prompt(self, text: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _null_prompt(self, text: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The empty prompt for each row of `text`, padded to its length (padding is masked, so it changes nothing)."""
         null, null_mask = self.text([""])
         pad = text.shape[1] - null.shape[1]
@@ -473,7 +473,7 @@ class DiTModule(L.LightningModule):
         x0 = batch["latent"]
         text, mask = self.text(self._captions(batch))
         cond, cmask = (self._frame_condition(x0) if self.cfg.model.frame_cond else (None, None))
-        return (x0, text, mask, *self._null_prompt(text, mask), cond, cmask)
+        return (x0, text, mask, *self._null_prompt(text), cond, cmask)
 
     def _decode(self, z: torch.Tensor) -> torch.Tensor:
         """Normalised latents -> frames, through the attached decoder."""
@@ -570,7 +570,7 @@ class DiTModule(L.LightningModule):
             # the EMA's distillation error at the default guidance scale, on fixed times and noise, against the
             # error of no distillation (the teacher's conditional velocity: where the student started)
             B = x0.shape[0]
-            null, null_mask = self._null_prompt(text, mask)
+            null, null_mask = self._null_prompt(text)
             w = torch.full((B,), DEFAULT_GUIDANCE, device=x0.device)
             noise = torch.randn(x0.shape, generator=g).to(x0)
             teacher = self._teacher[0]
