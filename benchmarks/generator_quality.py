@@ -416,7 +416,8 @@ def _print_paired(res: dict) -> None:
                   f"B - A {f['diff'] * 100:+5.1f} (paired SE {f['se'] * 100:.1f})")
 
 
-def main(argv=None) -> None:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of main (scripts/quality_replay.py reads a measurement's options with it)."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=Path("generator/weights"))
     ap.add_argument("--n", type=int, nargs="+", default=[64], metavar="N",
@@ -459,6 +460,11 @@ def main(argv=None) -> None:
     ap.add_argument("--loss-by-family", type=int, metavar="N",
                     help="only the DiT's flow loss by scene family and noise level, on N val clips per family "
                          "(printed, nothing written)")
+    return ap
+
+
+def main(argv=None) -> None:
+    ap = build_parser()
     args = ap.parse_args(argv)
     if args.seeds_per_prompt < 1:
         ap.error("--seeds-per-prompt must be at least 1")

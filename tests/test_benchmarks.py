@@ -725,3 +725,58 @@ def test_vae_quality_counts_objects_a_decoder_loses_in_later_frames():
     kinds = good["reconstruction_prompt_checks_pass"]
     assert kinds["objects"] == {"clips": 4, "pass": 1.0} and all(k["pass"] in (None, 1.0) for k in kinds.values())
     assert bad["reconstruction_permanence_ok_occlusion_free"] < 1.0
+
+
+def _load_script(name: str):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_quality_replay_measures_a_decoder_on_the_recorded_samples_and_refuses_other_options(tmp_path, capsys):
+    """scripts/quality_replay.py: a replay decodes the recorded latents without the DiT (the same decoder gives the
+    same rows), and a replay with other sampling options, or of a file that is no recording, is refused before
+    anything is measured or written."""
+    import torch
+
+    import generator.pipeline as gp
+    from generator.config import DiTConfig, VAEConfig
+    from generator.dit import DiT
+    from generator.vae import VideoVAE
+    from generator.weights import save_weights
+
+    torch.manual_seed(0)
+    vae_cfg, dit_cfg = VAEConfig(channels=(8, 16), latent_channels=4), DiTConfig(width=32, depth=2, heads=2)
+    stats = {"latent_mean": torch.zeros(4), "latent_std": torch.ones(4)}
+    vae = save_weights(tmp_path / "vae.safetensors", dict(VideoVAE(vae_cfg).state_dict(), **stats),
+                       {"kind": "vae", "config": vae_cfg.__dict__})
+    dit = save_weights(tmp_path / "dit.safetensors", DiT(dit_cfg).state_dict(),
+                       {"kind": "dit", "config": dit_cfg.__dict__})
+    replay = _load_script("quality_replay")
+    common = ["--checkpoint", str(dit), "--vae", str(vae), "--n", "2", "--steps", "2", "--precision", "32-true"]
+    rec, real, calls = tmp_path / "lat.pt", gp.sample, []
+    replay.run("record", str(rec), ["--out", str(tmp_path / "a"), *common])
+    assert gp.sample is real  # the pipeline's sampler is put back after a run
+    gp.sample = lambda *a, **k: calls.append(1) or real(*a, **k)  # the DiT's sampler, counted
+    try:
+        replay.run("replay", str(rec), ["--out", str(tmp_path / "b"), *common])
+    finally:
+        gp.sample = real
+    assert calls == []  # the replay sampled nothing: the latents are the recording's
+    rows = [json.loads((tmp_path / d / "quality.json").read_text())["dit"]["rows"] for d in "ab"]
+    assert len(rows[0]) == 2 and rows[0] == rows[1]
+    capsys.readouterr()
+    for options, message in ((["--steps", "3"], "--steps"), (["--n", "3"], "--n")):
+        with pytest.raises(SystemExit) as e:
+            replay.run("replay", str(rec), ["--out", str(tmp_path / "c"), *common, *options])
+        assert e.value.code == 2 and message in capsys.readouterr().err
+    (tmp_path / "old.pt").write_bytes(b"not a recording")
+    with pytest.raises(SystemExit):
+        replay.run("replay", str(tmp_path / "old.pt"), ["--out", str(tmp_path / "c"), *common])
+    assert "cannot read" in capsys.readouterr().err
+    assert not (tmp_path / "c").exists()
