@@ -73,14 +73,17 @@ def guidance_distillation_loss(student: Callable, teacher: Callable, x0: torch.T
                                text_mask: torch.Tensor, null_text: torch.Tensor, null_mask: torch.Tensor,
                                guidance: torch.Tensor, cond: torch.Tensor | None = None,
                                cond_mask: torch.Tensor | None = None, t: torch.Tensor | None = None,
-                               shift: float = 1.0, noise: torch.Tensor | None = None) -> torch.Tensor:
+                               shift: float = 1.0, noise: torch.Tensor | None = None,
+                               with_reference: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Mean squared error between the student's velocity at guidance scales `guidance` w [B] (a DiT with a
     guidance head, `DiTConfig.guidance_head`, called with `guidance=w`) and the teacher's classifier-free guided
     velocity v_u + w (v_c - v_u) at the same noisy latents (Meng et al. 2023, "On distillation of guided diffusion models",
     its first stage; FLUX.1-dev is such a student). The teacher's two branches run as one batch without gradients;
     `null_text` / `null_mask` [B, L, D] / [B, L] are the unconditional prompt, padded to the text's length. The
     target is a deterministic function of x_t (no noise in it, unlike the flow loss), so the error measures how
-    much of the teacher's guidance the student has learnt. Latent frames given as conditioning are excluded."""
+    much of the teacher's guidance the student has learnt. Latent frames given as conditioning are excluded.
+    `with_reference`: also the error of the teacher's conditional velocity v_c against the same target (the error of
+    no distillation, where the student starts), from the same teacher evaluation."""
     B = x0.shape[0]
     if t is None:
         t = shift_time(logit_normal(B, device=x0.device), shift)
@@ -95,8 +98,9 @@ def guidance_distillation_loss(student: Callable, teacher: Callable, x0: torch.T
         v_c, v_u = v.chunk(2)
         target = v_u + guidance.view(B, 1, 1, 1, 1).float() * (v_c - v_u)
     pred = student(xt, t, text, text_mask, cond, cond_mask, guidance=guidance)
-    e = pred.float() - target
-    return _masked_mean(e.pow(2), None if cond_mask is None else (1 - cond_mask).expand_as(e))
+    keep = None if cond_mask is None else (1 - cond_mask).expand_as(target)
+    loss = _masked_mean((pred.float() - target).pow(2), keep)
+    return (loss, _masked_mean((v_c - target).pow(2), keep)) if with_reference else loss
 
 
 def _log_snr(t: float) -> float:

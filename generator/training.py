@@ -573,10 +573,8 @@ class DiTModule(L.LightningModule):
             null, null_mask = self._null_prompt(text)
             w = torch.full((B,), DEFAULT_GUIDANCE, device=x0.device)
             noise = torch.randn(x0.shape, generator=g).to(x0)
-            teacher = self._teacher[0]
-            err = guidance_distillation_loss(self.ema, teacher, x0, text, mask, null, null_mask, w, t=t, noise=noise)
-            ref = guidance_distillation_loss(lambda *a, guidance: teacher(*a), teacher, x0, text, mask, null,
-                                             null_mask, w, t=t, noise=noise)
+            err, ref = guidance_distillation_loss(self.ema, self._teacher[0], x0, text, mask, null, null_mask, w, t=t,
+                                                  noise=noise, with_reference=True)
             self.log("val/distill", err, batch_size=B)
             self.log("val/distill_rel", err / ref.clamp_min(1e-12), prog_bar=True, batch_size=B)
         if self.cfg.data.buckets and "bucket" in batch:  # and each bucket's own (the same val scenes in each)

@@ -1712,6 +1712,17 @@ def test_guidance_distillation_loss_is_zero_for_the_guided_velocity_and_skips_gi
     # the error grows with the scale: (w - 1)^2 times the guidance delta
     big = guidance_distillation_loss(cond_only, teacher, x0, text, mask, null, null_mask, 2 * w - 1, t=t).item()
     assert big > 3 * miss
+    # with its reference (validation's error of no distillation): the conditional velocity's error, from the same
+    # single teacher evaluation
+    noise, calls = torch.randn_like(x0), []
+
+    def counted(*a):
+        calls.append(a[0].shape[0])
+        return teacher(*a)
+
+    loss, ref = guidance_distillation_loss(exact, counted, *args[1:], t=t, noise=noise, with_reference=True)
+    assert calls == [6] and loss.item() == pytest.approx(0.0, abs=1e-10)
+    assert ref.item() == pytest.approx(guidance_distillation_loss(cond_only, *args, t=t, noise=noise).item(), rel=1e-5)
     # latent frames given as conditioning cost nothing, whatever the student says there
     cond = torch.randn_like(x0)
     cmask = torch.zeros(3, 1, 2, 1, 1)
