@@ -53,7 +53,7 @@ def sdedit(pipe, latents: torch.Tensor, captions: Sequence[str], t0: float, gene
     noise = torch.randn(latents.shape, generator=generator)
     x = (1 - t0) * latents + t0 * noise
     text, mask = pipe.text(list(captions))
-    null, null_mask = pipe.text([""])
+    null, null_mask = pipe.unconditional_text()
     with pipe.autocast():
         return sample(pipe.denoiser, x, text, mask, null, null_mask, steps=steps, guidance=guidance, shift=shift,
                       start=t0)

@@ -96,6 +96,7 @@ class VideoPipeline:
         self.limits = limits or Limits()
         self.fps = FPS
         self.last_selection: list[dict] | None = None  # best_of > 1: the candidate each clip of the last call kept
+        self._unconditional: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # see unconditional_text
 
     # checks ---------------------------------------------------------------------------------------
     def check(self, prompts: list[str], num_frames: int, height: int, width: int, steps: int,
@@ -148,6 +149,17 @@ class VideoPipeline:
         gives v_c + (w - 1)(v_c - v_u) for any scale w, and classifier-free guidance's batch of two remains for a
         negative prompt (the head knows only the empty one) and for DiTs without the head."""
         return self.dit.cfg.guidance_head and not negative_prompt and guidance_scale != 1.0
+
+    def unconditional_text(self, negative_prompt: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The embedding and mask of the prompt that guidance pushes away from (the empty one, or a negative prompt),
+        encoded once per string and kept: every call guides with it, and a process that generates many clips
+        (benchmarks, batch jobs) would encode it again each time. A few strings at most are kept."""
+        key = negative_prompt or ""
+        if key not in self._unconditional:
+            if len(self._unconditional) >= 8:
+                self._unconditional.clear()
+            self._unconditional[key] = self.text([key])
+        return self._unconditional[key]
 
     @staticmethod
     def sampler_steps(steps: int, shift: float = DEFAULT_SHIFT, restart: tuple[float, float] | None = DEFAULT_RESTART,
@@ -241,7 +253,7 @@ class VideoPipeline:
         noise, restart_noise = draws[0], draws[1:]
         text, mask = self.text(clips)  # each prompt encoded once, then given to each of its candidates
         text, mask = text.repeat_interleave(best_of, 0), mask.repeat_interleave(best_of, 0)
-        null_text, null_mask = self.text([negative_prompt or ""])
+        null_text, null_mask = self.unconditional_text(negative_prompt)
         cond, cmask, n_given = self._conditioning(image, video, B, T_lat, h, w, height, width)
         distilled = self.embeds_guidance(guidance_scale, negative_prompt)
         with self.autocast():

@@ -1887,3 +1887,25 @@ def test_guidance_reuse_evaluates_the_unconditional_batch_once_per_time():
     sample(model, x, cond, m, null, m, guidance_reuse=True, restart=(0.5, 0.75),
            restart_noise=[torch.zeros_like(x)], **kw)
     assert seen == [(2, 1.0), (2, 0.75), (1, 0.75), (2, 0.5), (2, 0.75), (2, 0.5), (1, 0.5), (1, 0.25), (1, 0.25)]
+
+
+def test_pipeline_encodes_the_unconditional_prompt_once_per_string():
+    """The prompt guidance pushes away from (empty, or a negative prompt) is encoded once per string and kept, and a
+    call with it kept makes the frames of a call that encoded it."""
+    pipe = _tiny_pipeline()
+    kw = dict(num_frames=5, height=32, width=32, num_inference_steps=2, seed=3, restarts=0)
+    first = pipe("a red ball rolls", **kw)
+    encoded, real = [], pipe.text
+
+    def counted(prompts):
+        encoded.append(list(prompts))
+        return real(prompts)
+
+    pipe.text = counted
+    again = pipe("a red ball rolls", **kw)
+    pipe("a blue cube falls", negative_prompt="a green ball", **kw)
+    pipe("a blue cube falls", negative_prompt="a green ball", **kw)
+    assert encoded == [["a red ball rolls"], ["a blue cube falls"], ["a green ball"], ["a blue cube falls"]]
+    assert np.array_equal(first, again)
+    pipe.text, pipe._unconditional = real, {}
+    assert np.array_equal(pipe("a red ball rolls", **kw), first)
