@@ -108,13 +108,13 @@ def main(argv=None) -> None:
         a.legend(fontsize=7)
     fig.tight_layout()
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(args.out, overwrite=True) as tmp:
-        fig.savefig(tmp, dpi=90)
-    csv_out = args.out.with_suffix(".csv")
+    csv_out = args.out.with_suffix(".csv")  # the points first: a PNG is never left without the CSV it draws
     with atomic_path(csv_out, overwrite=True) as tmp, open(tmp, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["stage", "kind", "step", "loss"])
         w.writerows((label, kind, s, f"{v:.5f}") for label, kind, s, v in points)
+    with atomic_path(args.out, overwrite=True) as tmp:
+        fig.savefig(tmp, dpi=90)
     print(f"wrote {args.out} and {csv_out}")
 
 
