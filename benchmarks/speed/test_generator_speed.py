@@ -5,6 +5,8 @@ figures read as a share of what this CPU can do, not as absolute seconds.
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -67,10 +69,22 @@ def test_vae_encode_decode(benchmark, pipe):
     benchmark.extra_info.update(gflop=flops / 1e9, gflop_per_s=flops / benchmark.stats["median"] / 1e9)
 
 
-def test_generate_17_frames_64px(benchmark, pipe):
+@pytest.fixture(params=[1, "all"], ids=["1thread", "allcores"])
+def threads(request):
+    """The benchmarks run on one core (conftest.py); `daas generate` runs on all of them, as torch does by default,
+    and issue 4's 2-second budget is for that: "all" gives the pipeline every core this process may use."""
+    n = len(os.sched_getaffinity(0)) if request.param == "all" else request.param
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    yield n
+    torch.set_num_threads(before)
+
+
+def test_generate_17_frames_64px(benchmark, pipe, threads):
     """The whole pipeline call with the defaults (text encoding, 12 DPM-Solver++(2M) steps and one restart of four
-    of them = 16 DiT evaluations, VAE decode)."""
+    of them = 16 DiT evaluations, VAE decode), on one core and on all."""
     benchmark.pedantic(lambda: pipe("a red ball falls and bounces", seed=0), rounds=3, iterations=1)
+    benchmark.extra_info["threads"] = threads
 
 
 def test_generate_17_frames_64px_guidance_reuse(benchmark, pipe):
@@ -105,10 +119,11 @@ def test_generate_17_frames_64px_euler16(benchmark, pipe):
                        rounds=3, iterations=1)
 
 
-def test_generate_17_frames_64px_heun8(benchmark, pipe):
+def test_generate_17_frames_64px_heun8(benchmark, pipe, threads):
     """The defaults of sessions 19-37: 8 Heun steps (two DiT evaluations each but the last) and the restart's
-    three of them again: 21 DiT evaluations, against the first's 16."""
+    three of them again: 21 DiT evaluations, against the first's 16; on one core and on all."""
     benchmark.pedantic(lambda: pipe("a red ball falls and bounces", seed=0, **HEUN8), rounds=3, iterations=1)
+    benchmark.extra_info["threads"] = threads
 
 
 @pytest.mark.parametrize("form", ["torch", "dit"])
