@@ -1909,3 +1909,28 @@ def test_pipeline_encodes_the_unconditional_prompt_once_per_string():
     assert np.array_equal(first, again)
     pipe.text, pipe._unconditional = real, {}
     assert np.array_equal(pipe("a red ball rolls", **kw), first)
+
+
+@pytest.mark.slow
+def test_dit_guidance_distillation_runs_under_ddp_with_two_cpu_processes(tmp_path):
+    """The DiT's training path that a lent multi-GPU machine would take (What next 1 and 5 of the model card), with
+    gloo on 2 CPU processes: the latent cache written once, each rank its own teacher, none of it in the checkpoint."""
+    from generator.weights import load_dit
+
+    teacher_file = _random_dit_file(tmp_path / "teacher.safetensors", TINY_TEACHER)
+    run = tmp_path / "run"
+    cfg = _tiny_dit_yaml(tmp_path, run, "roll", f"max_steps: 3, val_every: 3, export_every: 3, strategy: ddp, "
+                                                f"devices: 2, threads: 1, distill_from: {teacher_file}, "
+                                                f"distill_guidance: [1.0, 5.0]")
+    cfg.write_text(cfg.read_text().replace("mlp_ratio: 2.0}", "mlp_ratio: 2.0, guidance_head: true}"))
+    r = subprocess.run([sys.executable, "-m", "generator.train", "dit", "--config", str(cfg)], cwd=REPO,
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "Initializing distributed: GLOBAL_RANK: 1, MEMBER: 2/2" in r.stderr + r.stdout
+    blob = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert blob["global_step"] == 3 and not any(k.startswith("_teacher") for k in blob["state_dict"])
+    assert len(list(run.glob("latents_train_8_*.pt"))) == 1
+    rows = [r for f in (run / "logs").glob("version_*/metrics.csv") for r in csv.DictReader(f.read_text().splitlines())]
+    assert any(r.get("val/distill_rel") for r in rows)
+    dit, meta = load_dit(run / "export.safetensors")
+    assert dit.cfg.guidance_head and meta["guidance_distilled"]["guidance_range"] == [1.0, 5.0]
