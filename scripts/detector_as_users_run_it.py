@@ -1,5 +1,5 @@
-"""The detector on the generator as users run it, for the detector's model card: 64 clips of a DiT at the
-pipeline's defaults (prompts and seeds of the world `test` split from offset 20,000) against the 64 world clips of
+"""The detector on the generator as users run it, for the detector's model card: 64 clips (--n) of a DiT at the
+pipeline's defaults (prompts and seeds of the world `test` split from offset 20,000) against the world clips of
 those seeds, both through H.264 CRF 23; then the same with one random key's DAAS watermark on the clips of both
 classes. Prints one JSON line per detector and condition (AUC, share of fakes flagged at P >= 0.5, reals flagged).
 
@@ -19,11 +19,11 @@ from provenance.watermark import WatermarkKey, embed
 from world import make_clip, split_seeds
 
 
-def main(dit: str, detectors: list[str], vae: str | None = None) -> None:
+def main(dit: str, detectors: list[str], vae: str | None = None, n: int = 64) -> None:
     torch.set_num_threads(2)
     pipe = load_pipeline(dit, vae_checkpoint=vae)
     fake, real = [], []
-    for s in split_seeds("test", 64, offset=20_000):
+    for s in split_seeds("test", n, offset=20_000):
         c = make_clip(s)
         fake.append(pipe(c.caption, seed=s))
         real.append(c.frames)
@@ -44,7 +44,10 @@ def main(dit: str, detectors: list[str], vae: str | None = None) -> None:
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--vae", help="the VAE of the generator (default: the shipped one)")
+    ap.add_argument("--n", type=int, default=64, help="clips of each class (default 64, the model card's)")
     ap.add_argument("dit")
     ap.add_argument("detectors", nargs="+")
     args = ap.parse_args()
-    main(args.dit, args.detectors, args.vae)
+    if args.n < 2:
+        ap.error("--n must be at least 2")
+    main(args.dit, args.detectors, args.vae, args.n)

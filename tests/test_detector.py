@@ -474,3 +474,37 @@ def test_generator_source_asks_for_unwatermarked_clips(monkeypatch):
     assert all(kw["watermark"] is False and kw["seed"] == s for s, (_, kw) in enumerate(calls))
     assert {kw["num_inference_steps"] for _, kw in calls} == {8, 24}
     assert {kw["guidance_scale"] for _, kw in calls} == {2.0, 5.0}
+
+
+def test_detector_as_users_run_it_prints_one_line_per_detector_and_condition(tmp_path):
+    """scripts/detector_as_users_run_it.py (the detector card's figures on the generator's clips): a tiny random
+    generator and an untrained detector, 3 clips a class; one JSON line per detector and watermark condition."""
+    import subprocess
+
+    import torch
+
+    from detector.model import Detector, save_detector
+    from generator.config import DiTConfig, VAEConfig
+    from generator.dit import DiT
+    from generator.vae import VideoVAE
+    from generator.weights import save_weights
+
+    torch.manual_seed(0)
+    vae_cfg, dit_cfg = VAEConfig(channels=(8, 16), latent_channels=4), DiTConfig(width=32, depth=2, heads=2)
+    vae = save_weights(tmp_path / "vae.safetensors", dict(VideoVAE(vae_cfg).state_dict(), latent_mean=torch.zeros(4),
+                                                          latent_std=torch.ones(4)),
+                       {"kind": "vae", "config": vae_cfg.__dict__})
+    dit = save_weights(tmp_path / "dit.safetensors", DiT(dit_cfg).state_dict(),
+                       {"kind": "dit", "config": dit_cfg.__dict__})
+    det = save_detector(tmp_path / "det.safetensors", Detector())
+    script = Path(__file__).resolve().parents[1] / "scripts" / "detector_as_users_run_it.py"
+    r = subprocess.run([sys.executable, str(script), "--n", "3", "--vae", str(vae), str(dit), str(det)],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    lines = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [x["condition"] for x in lines] == ["plain", "marked"]
+    for x in lines:
+        assert x["detector"] == str(det) and 0 <= x["auc"] <= 1 and 0 <= x["fakes_flagged"] <= 1
+        assert x["reals_flagged"] in range(4) and 0 <= x["median_p_fake"] <= 1
+    bad = subprocess.run([sys.executable, str(script), "--n", "1", str(dit), str(det)], capture_output=True, text=True)
+    assert bad.returncode == 2 and "--n must be at least 2" in bad.stderr
