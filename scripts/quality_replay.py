@@ -20,7 +20,7 @@ from generator.weights import torch_save_atomic
 
 USAGE = "usage: quality_replay.py record|replay LATENTS [generator_quality options]"
 FREE = ("out", "vae")  # the options a replay may change: where it writes, and the decoder it measures
-ONLY_ONE_WAY = ("compare", "best_of", "rows", "vae_only", "loss_by_family")  # modes that sample nothing to record
+NO_SAMPLES = ("compare", "best_of", "rows", "vae_only", "loss_by_family")  # the modes that sample nothing to record
 
 
 def fail(message: str) -> None:
@@ -31,8 +31,8 @@ def fail(message: str) -> None:
 def sampling_options(options: list[str]) -> dict:
     """The generator_quality options that decide the DiT's samples, as plain values (argparse's own errors exit 2)."""
     args = vars(build_parser().parse_args(options))
-    if any(args[k] not in (None, False) for k in ONLY_ONE_WAY):
-        fail("record and replay a measurement, not --" + " / --".join(k.replace("_", "-") for k in ONLY_ONE_WAY))
+    if any(args[k] not in (None, False) for k in NO_SAMPLES):
+        fail("record and replay a measurement, not --" + " / --".join(k.replace("_", "-") for k in NO_SAMPLES))
     return json.loads(json.dumps({k: v for k, v in args.items() if k not in FREE}, default=str))
 
 
