@@ -22,7 +22,8 @@ DEFAULT_SHIFT = 3.0  # timestep shift (> 1: more of the steps at high noise, as 
 # 45.3% / 79.4%, (0.4, 1] 53.6% / 81.1%. Until session 15 the default was (0.2, 1], chosen with the 4-channel DiT
 # at shift 1 (128 held-out clips: (0.2, 1] 15.6% / 78.4% against 14.8% / 74.1% for (0, 1]). Checked with dpm2m 12
 # in session 39 (192 `val` prompts x 4 seeds, paired): (0.3, 1], which also guides t = .375, lost 3.3 points of all
-# checks (SE 1.1) and 0.3 of permanence.
+# checks (SE 1.1) and 0.3 of permanence; (0.5, 1], t = .5 unguided, measured the same (+0.4, SE 1.0; permanence
+# -0.1, SE 0.8), not yet on `test`.
 DEFAULT_GUIDANCE_INTERVAL = (0.4, 1.0)
 # Restart sampling (generator.flow.moves): at the grid time nearest .643 the sample is noised back up to the one
 # nearest .9 and the steps between are sampled again, once: on 12 dpm2m steps' grid .682 back to .9, four steps (16
