@@ -738,25 +738,14 @@ def _load_script(name: str):
     return module
 
 
-def test_quality_replay_measures_a_decoder_on_the_recorded_samples_and_refuses_other_options(tmp_path, capsys):
+def test_quality_replay_measures_a_decoder_on_the_recorded_samples_and_refuses_other_options(
+        tmp_path, capsys, tiny_generator_files):
     """scripts/quality_replay.py: a replay decodes the recorded latents without the DiT (the same decoder gives the
     same rows), and a replay with other sampling options, or of a file that is no recording, is refused before
     anything is measured or written."""
-    import torch
-
     import generator.pipeline as gp
-    from generator.config import DiTConfig, VAEConfig
-    from generator.dit import DiT
-    from generator.vae import VideoVAE
-    from generator.weights import save_weights
 
-    torch.manual_seed(0)
-    vae_cfg, dit_cfg = VAEConfig(channels=(8, 16), latent_channels=4), DiTConfig(width=32, depth=2, heads=2)
-    stats = {"latent_mean": torch.zeros(4), "latent_std": torch.ones(4)}
-    vae = save_weights(tmp_path / "vae.safetensors", dict(VideoVAE(vae_cfg).state_dict(), **stats),
-                       {"kind": "vae", "config": vae_cfg.__dict__})
-    dit = save_weights(tmp_path / "dit.safetensors", DiT(dit_cfg).state_dict(),
-                       {"kind": "dit", "config": dit_cfg.__dict__})
+    vae, dit = tiny_generator_files
     replay = _load_script("quality_replay")
     common = ["--checkpoint", str(dit), "--vae", str(vae), "--n", "2", "--steps", "2", "--precision", "32-true"]
     rec, real, calls = tmp_path / "lat.pt", gp.sample, []

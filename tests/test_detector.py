@@ -476,26 +476,14 @@ def test_generator_source_asks_for_unwatermarked_clips(monkeypatch):
     assert {kw["guidance_scale"] for _, kw in calls} == {2.0, 5.0}
 
 
-def test_detector_as_users_run_it_prints_one_line_per_detector_and_condition(tmp_path):
+def test_detector_as_users_run_it_prints_one_line_per_detector_and_condition(tmp_path, tiny_generator_files):
     """scripts/detector_as_users_run_it.py (the detector card's figures on the generator's clips): a tiny random
     generator and an untrained detector, 3 clips a class; one JSON line per detector and watermark condition."""
     import subprocess
 
-    import torch
-
     from detector.model import Detector, save_detector
-    from generator.config import DiTConfig, VAEConfig
-    from generator.dit import DiT
-    from generator.vae import VideoVAE
-    from generator.weights import save_weights
 
-    torch.manual_seed(0)
-    vae_cfg, dit_cfg = VAEConfig(channels=(8, 16), latent_channels=4), DiTConfig(width=32, depth=2, heads=2)
-    vae = save_weights(tmp_path / "vae.safetensors", dict(VideoVAE(vae_cfg).state_dict(), latent_mean=torch.zeros(4),
-                                                          latent_std=torch.ones(4)),
-                       {"kind": "vae", "config": vae_cfg.__dict__})
-    dit = save_weights(tmp_path / "dit.safetensors", DiT(dit_cfg).state_dict(),
-                       {"kind": "dit", "config": dit_cfg.__dict__})
+    vae, dit = tiny_generator_files
     det = save_detector(tmp_path / "det.safetensors", Detector())
     script = Path(__file__).resolve().parents[1] / "scripts" / "detector_as_users_run_it.py"
     r = subprocess.run([sys.executable, str(script), "--n", "3", "--vae", str(vae), str(dit), str(det)],
