@@ -133,6 +133,8 @@ def dataset(
     fake_dir: Optional[Path] = typer.Option(None, "--fake", help="Your own folder of synthetic videos."),
     steps: str = typer.Option("8,12,16,24", "--steps", help="Generator step counts to draw from."),
     guidance: str = typer.Option("2,3,4,5", "--guidance", help="Generator guidance scales to draw from."),
+    samplers: str = typer.Option("all", "--samplers", help="Generator samplers to draw from, comma-separated, or "
+                                 "all (every sampler of the pipeline, its default among them)."),
     seed: int = typer.Option(0, "--seed"),
     watermark_share: float = typer.Option(0.5, "--watermark-share", min=0.0, max=1.0,
                                           help="Share of the clips of both classes given a DAAS watermark (random "
@@ -169,6 +171,12 @@ def dataset(
         kw = {"steps": [int(s) for s in steps.split(",")], "guidance": [float(g) for g in guidance.split(",")]}
     except ValueError:
         raise DaasError("--steps and --guidance are comma-separated numbers") from None
+    from generator.flow import SAMPLERS
+
+    kw["samplers"] = list(SAMPLERS) if samplers == "all" else [s.strip() for s in samplers.split(",")]
+    unknown = [s for s in kw["samplers"] if s not in SAMPLERS]
+    if unknown:
+        raise DaasError(f"--samplers: unknown sampler {unknown[0]!r}; choose among {', '.join(SAMPLERS)}")
     src = fake_source_for(fake, **kw, vae_path=vae_path)
     kind = fake if fake != "auto" else type(src).__name__
     for split in splits:

@@ -92,20 +92,27 @@ def process_clip(frames: np.ndarray, rng: np.random.Generator, dst: str | os.Pat
 # ---- fake sources -----------------------------------------------------------------------------------
 class GeneratorSource:
     """Synthetic clips from the generator (no watermark), drawing step count, guidance scale, sampler, guidance
-    interval and number of restarts per clip from its seed. (Detector v3 was trained on Euler clips only:
-    samplers=("euler",) rebuilds its data.) `precision`: the DiT's (the pipeline's default when None); `restarts`:
-    counts of the pipeline's restart (generator.flow.moves) to draw from, 0 for none (None: the pipeline's default
-    count; restarts=(0,) rebuilds the data of v7 and earlier)."""
+    interval and number of restarts per clip from its seed. `samplers`: None draws every sampler the pipeline has
+    (generator.flow.SAMPLERS), so the data follow the generator's default, whichever it is; until session 40 the
+    default was ("heun", "euler"), which rebuilds the data of v9 and earlier (detector v3 was trained on Euler clips
+    only: samplers=("euler",)). `precision`: the DiT's (the pipeline's default when None); `restarts`: counts of the
+    pipeline's restart (generator.flow.moves) to draw from, 0 for none (None: the pipeline's default count;
+    restarts=(0,) rebuilds the data of v7 and earlier)."""
 
     def __init__(self, steps: Iterable[int] = (8, 12, 16, 24), guidance: Iterable[float] = (2.0, 3.0, 4.0, 5.0),
                  checkpoint: str | None = None, size: int = 64, n_frames: int = 17, vae_checkpoint: str | None = None,
-                 samplers: Iterable[str] = ("heun", "euler"),
+                 samplers: Iterable[str] | None = None,
                  guidance_intervals: Iterable[tuple[float, float]] | None = None, precision: str | None = None,
                  restarts: Iterable[int] | None = None):
         from generator import load_pipeline
         from generator.defaults import DEFAULT_GUIDANCE_INTERVAL, DEFAULT_RESTARTS
+        from generator.flow import SAMPLERS
 
-        self.steps, self.guidance, self.samplers = list(steps), list(guidance), list(samplers)
+        self.steps, self.guidance = list(steps), list(guidance)
+        self.samplers = list(samplers if samplers is not None else SAMPLERS)
+        unknown = [s for s in self.samplers if s not in SAMPLERS]
+        if unknown:  # refused here, not at the first clip after the model has loaded
+            raise ValueError(f"GeneratorSource: unknown sampler {unknown[0]!r}; choose among {', '.join(SAMPLERS)}")
         self.intervals = [tuple(map(float, i)) for i in (guidance_intervals if guidance_intervals is not None
                                                           else [DEFAULT_GUIDANCE_INTERVAL])]
         self.restarts = [int(k) for k in (restarts if restarts is not None else [DEFAULT_RESTARTS])]
@@ -217,7 +224,7 @@ def fake_source_for(kind: str, **kw) -> FakeSource:
     if "+" in kind:
         return MixedSource({k: fake_source_for(k, **kw) for k in kind.split("+")})
     if kind == "generator":
-        return GeneratorSource(**{k: v for k, v in kw.items() if k in ("steps", "guidance", "checkpoint")})
+        return GeneratorSource(**{k: v for k, v in kw.items() if k in ("steps", "guidance", "samplers", "checkpoint")})
     if kind == "vae":
         return VAEReconSource(kw.get("vae_path"))
     if kind == "standin":

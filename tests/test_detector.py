@@ -448,6 +448,8 @@ def test_dataset_cli(tmp_path, monkeypatch, capsys):
     assert not (tmp_path / "x").exists()
     for args in (["detector", "dataset", "--out", tmp_path / "e", "--real", tmp_path],
                  ["detector", "dataset", "--out", tmp_path / "e", "--fake-source", "nope"],
+                 ["detector", "dataset", "--out", tmp_path / "e", "--fake-source", "generator", "--samplers",
+                  "heun,ddim"],
                  ["detector", "eval", "--data", tmp_path / "nothing"]):
         code, out, err = run_cli(monkeypatch, capsys, *args)
         assert code == 2, args
@@ -466,7 +468,9 @@ def test_generator_source_asks_for_unwatermarked_clips(monkeypatch):
             calls.append((prompt, kw))
             return np.zeros((kw["num_frames"], kw["height"], kw["width"], 3), np.uint8)
 
-    monkeypatch.setattr(generator, "load_pipeline", lambda checkpoint=None, vae_checkpoint=None: FakePipe(),
+    loads = []
+    monkeypatch.setattr(generator, "load_pipeline",
+                        lambda checkpoint=None, vae_checkpoint=None: loads.append(checkpoint) or FakePipe(),
                         raising=False)
     src = D.fake_source_for("generator", steps=[8, 24], guidance=[2.0, 5.0])
     for s in range(12):
@@ -474,6 +478,20 @@ def test_generator_source_asks_for_unwatermarked_clips(monkeypatch):
     assert all(kw["watermark"] is False and kw["seed"] == s for s, (_, kw) in enumerate(calls))
     assert {kw["num_inference_steps"] for _, kw in calls} == {8, 24}
     assert {kw["guidance_scale"] for _, kw in calls} == {2.0, 5.0}
+    # by default every sampler of the pipeline is drawn, so the data hold the pipeline's default sampler's clips
+    from generator.defaults import DEFAULT_SAMPLER
+    from generator.flow import SAMPLERS
+
+    assert {kw["sampler"] for _, kw in calls} == set(SAMPLERS) and DEFAULT_SAMPLER in SAMPLERS
+    calls.clear()
+    src = D.fake_source_for("generator", steps=[8], guidance=[4.0], samplers=["euler"])
+    for s in range(4):
+        src("a red ball falls", s)
+    assert {kw["sampler"] for _, kw in calls} == {"euler"}
+    assert len(loads) == 2
+    with pytest.raises(ValueError, match="unknown sampler 'ddim'"):
+        D.GeneratorSource(samplers=["heun", "ddim"])
+    assert len(loads) == 2  # refused before the pipeline loads, not at the first clip
 
 
 def test_detector_as_users_run_it_prints_one_line_per_detector_and_condition(tmp_path, tiny_generator_files):
