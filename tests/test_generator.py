@@ -609,8 +609,8 @@ def test_pipeline_is_reproducible_per_seed(pipe):
 
     shifted = pipe("a red ball falls and bounces", num_inference_steps=4, seed=3, shift=DEFAULT_SHIFT + 1.0)
     assert not np.array_equal(shifted, a)  # the timestep shift reaches the sampler
-    narrower = pipe("a red ball falls and bounces", num_inference_steps=4, seed=3, guidance_interval=(0.6, 1.0))
-    assert not np.array_equal(narrower, a)  # so does the guidance interval (t = 0.5 now unguided)
+    wider = pipe("a red ball falls and bounces", num_inference_steps=4, seed=3, guidance_interval=(0.0, 1.0))
+    assert not np.array_equal(wider, a)  # so does the guidance interval (t = 0.5, unguided by default, guided here)
     no_restart = pipe("a red ball falls and bounces", num_inference_steps=4, seed=3, restarts=0)
     assert not np.array_equal(no_restart, a)  # and the restart (at 4 steps: back from t = .75 to .9)
     assert np.array_equal(no_restart, pipe("a red ball falls and bounces", num_inference_steps=4, seed=3,
@@ -886,7 +886,7 @@ def test_generate_cli_signs_watermarks_and_never_overwrites(tmp_path, monkeypatc
     side = json.loads(r.stdout)
     assert side["params"]["prompt"] == "a red ball falls and bounces" and side["params"]["steps"] == 4
     assert side["params"]["sampler"] == "dpm2m" and side["params"]["guidance"] == 4.0  # the defaults, recorded
-    assert side["params"]["shift"] == 3.0 and side["params"]["guidance_interval"] == [0.4, 1.0]
+    assert side["params"]["shift"] == 3.0 and side["params"]["guidance_interval"] == [0.5, 1.0]
     assert side["params"]["restart"] == [0.643, 0.9] and side["params"]["restarts"] == 1
     from generator.defaults import DEFAULT_GUIDANCE_REUSE
 
