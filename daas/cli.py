@@ -178,7 +178,7 @@ for _mod in ("provenance.cli", "generator.cli", "detector.cli", "benchmarks.cli"
 def main() -> None:
     from .memory import keep_freed_memory
 
-    keep_freed_memory()  # a command's first DiT call runs as fast as later ones (daas/memory.py)
+    keep_freed_memory()  # a command's first pipeline call runs nearly as fast as later ones (daas/memory.py)
     # Click's own error handling (standalone mode) draws a multi-line box; ours is one line and exit status 2
     try:
         rc = app(standalone_mode=False)
