@@ -359,19 +359,37 @@ def _scalar(key: str, default, v):
 def load_config(path: str | Path, cls, overrides: Sequence[str] = ()):
     """The config of a YAML file; `overrides` are "section.key=value" strings (values in YAML syntax) applied
     on top, e.g. a cooldown branch of a run: ("train.run_dir=runs/x_cd", "train.lr_schedule=cosine")."""
-    data = yaml.safe_load(Path(path).read_text()) or {}
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except (OSError, UnicodeDecodeError) as e:
+        raise ValueError(f"config {path}: not a readable text file ({e.__class__.__name__})") from None
+    except yaml.YAMLError as e:
+        raise ValueError(f"config {path}: not valid YAML ({_yaml_problem(e)})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"config {path}: holds {type(data).__name__}, not sections of keys (train:, model:, data:)")
     for item in overrides:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise ValueError(f"an override is section.key=value, got {item!r}")
+        try:
+            value = yaml.safe_load(value)
+        except yaml.YAMLError as e:
+            raise ValueError(f"override {item!r}: the value is not valid YAML ({_yaml_problem(e)})") from None
         *sections, last = key.strip().split(".")
         node = data
         for name in sections:
             node = node.setdefault(name, {})
             if not isinstance(node, dict):
                 raise ValueError(f"override {item!r}: {name} is not a section")
-        node[last] = yaml.safe_load(value)
+        node[last] = value
     return _fill(cls, data)
+
+
+def _yaml_problem(e: "yaml.YAMLError") -> str:
+    """PyYAML's message in one line: what went wrong and where (its messages span several lines)."""
+    mark = getattr(e, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return f"{getattr(e, 'problem', None) or e.__class__.__name__}{where}"
 
 
 def config_to_dict(cfg) -> dict:

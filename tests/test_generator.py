@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -1058,6 +1059,31 @@ def test_config_overrides_on_the_command_line(tmp_path):
         with pytest.raises(ValueError, match=message):
             load_config(p, DiTTrainConfig, [bad])
 
+
+def test_config_files_that_are_not_sections_of_keys_stop_with_one_line(tmp_path):
+    """A config that is not YAML, not text, not a mapping or not a file: one line naming the file, no traceback
+    (`daas train` turns the ValueError into `error: ...` and exit 2)."""
+    from generator.config import DiTTrainConfig, load_config
+
+    cases = {"broken.yaml": ("train: {lr: [\n", "not valid YAML .* line 2"),
+             "list.yaml": ("- 1\n- 2\n", "holds list, not sections"),
+             "passwd.yaml": ("root:x:0:0:root:/root:/bin/bash\n", "holds str, not sections")}
+    for name, (text, message) in cases.items():
+        (tmp_path / name).write_text(text)
+        with pytest.raises(ValueError, match=f"config .*{name}: {message}"):
+            load_config(tmp_path / name, DiTTrainConfig)
+    (tmp_path / "png.yaml").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
+    with pytest.raises(ValueError, match="png.yaml: not a readable text file"):
+        load_config(tmp_path / "png.yaml", DiTTrainConfig)
+    with pytest.raises(ValueError, match="not a readable text file .IsADirectoryError"):
+        load_config(tmp_path, DiTTrainConfig)
+    (tmp_path / "ok.yaml").write_text("train: {lr: 0.001}\n")
+    with pytest.raises(ValueError, match=r"override 'train.lr=\[1': the value is not valid YAML"):
+        load_config(tmp_path / "ok.yaml", DiTTrainConfig, ["train.lr=[1"])
+    assert load_config(tmp_path / "ok.yaml", DiTTrainConfig, ["train.lr=2e-4"]).train.lr == 2e-4
+    cli = subprocess.run([sys.executable, "-m", "daas.cli", "train", "dit", "--config", str(tmp_path / "list.yaml")],
+                         capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert cli.returncode == 2 and "holds list" in cli.stderr and "Traceback" not in cli.stderr
 
 def test_bucket_shares_and_cache_names():
     from generator.config import DataConfig
