@@ -1085,6 +1085,7 @@ def test_config_files_that_are_not_sections_of_keys_stop_with_one_line(tmp_path)
                          capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert cli.returncode == 2 and "holds list" in cli.stderr and "Traceback" not in cli.stderr
 
+
 def test_bucket_shares_and_cache_names():
     from generator.config import DataConfig
     from generator.training import bucket_plan, latent_cache_name
