@@ -138,8 +138,6 @@ def train(
     """
     if stage not in ("vae", "dit"):
         raise DaasError(f"stage must be vae or dit, got {stage!r}")
-    if not config.exists():
-        raise DaasError(f"config {config} not found")
     from .train import main
 
     argv = [stage, "--config", str(config)] + (["--max-steps", str(max_steps)] if max_steps else [])

@@ -361,6 +361,8 @@ def load_config(path: str | Path, cls, overrides: Sequence[str] = ()):
     on top, e.g. a cooldown branch of a run: ("train.run_dir=runs/x_cd", "train.lr_schedule=cosine")."""
     try:
         data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise ValueError(f"config {path} not found") from None
     except (OSError, UnicodeDecodeError) as e:
         raise ValueError(f"config {path}: not a readable text file ({e.__class__.__name__})") from None
     except yaml.YAMLError as e:
