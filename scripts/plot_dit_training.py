@@ -73,6 +73,12 @@ def moving_mean(x: np.ndarray, k: int) -> np.ndarray:
     return np.convolve(x, np.ones(k) / k, mode="valid")
 
 
+def stage_style(i: int) -> dict:
+    """Matplotlib's 10 colours, then the same colours dashed with squares, then dotted with triangles: the lineage
+    has more than 10 stages, and no two stages may look alike."""
+    return {"color": f"C{i % 10}", "ls": ("-", "--", ":")[i // 10 % 3], "marker": "os^"[i // 10 % 3]}
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--stage", action="append", required=True, help="LABEL=CSV:BATCH:START")
@@ -84,9 +90,9 @@ def main(argv=None) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
+    fig, (a1, a2) = plt.subplots(1, 2)
     points = []
-    for spec in args.stage:
+    for i, spec in enumerate(args.stage):
         try:  # a bad stage: one line and exit 2, before anything is written
             label, rest = spec.split("=", 1)
             path, batch, start = rest.rsplit(":", 2)
@@ -96,17 +102,21 @@ def main(argv=None) -> None:
             ap.error(f"stage {spec!r}: {e}")
         x = (start + ts * batch) / 1e3
         m = moving_mean(tl, args.smooth)
-        a1.plot(x[len(x) - len(m):], m, label=label, lw=1)
+        style = stage_style(i)
+        a1.plot(x[len(x) - len(m):], m, label=label, lw=1, color=style["color"], ls=style["ls"])
         xv = (start + vs * batch) / 1e3
-        a2.plot(xv, vl, "o-", label=label, ms=4)
+        a2.plot(xv, vl, label=label, ms=4, **style)
         points += [(label, "train", int(s), float(v)) for s, v in zip(ts, tl)]
         points += [(label, "val", int(s), float(v)) for s, v in zip(vs, vl)]
     a1.set(title=f"train flow loss (moving mean of {args.smooth})", xlabel="samples seen (thousands)", ylabel="loss")
     a2.set(title="validation flow loss (EMA, uniform t)", xlabel="samples seen (thousands)")
     for a in (a1, a2):
         a.grid(alpha=0.3)
-        a.legend(fontsize=7)
-    fig.tight_layout()
+    # One legend for both panels, below them: inside a panel it hid the early validation points.
+    rows = -(-len(args.stage) // 3)
+    fig.set_size_inches(11, 4 + 0.17 * rows)
+    fig.legend(*a2.get_legend_handles_labels(), loc="lower center", ncol=3, fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, 0.17 * rows / (4 + 0.17 * rows) + 0.01, 1, 1))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     csv_out = args.out.with_suffix(".csv")  # the points first: a PNG is never left without the CSV it draws
     with atomic_path(csv_out, overwrite=True) as tmp, open(tmp, "w", newline="") as f:

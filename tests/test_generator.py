@@ -1612,6 +1612,20 @@ def test_loss_curve_plot_joins_resumes_and_reads_its_own_csv_back(tmp_path):
     assert bad.returncode != 0 and "no loss" in bad.stderr and "Traceback" not in bad.stderr
 
 
+def test_loss_curve_stages_never_share_a_style():
+    """The lineage has more stages than matplotlib has colours: past 10 the colours come back with another line and
+    marker, so a stage is never told from another by the legend's order alone."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "plot_dit_training.py"
+    spec = importlib.util.spec_from_file_location("plot_dit_training", path)
+    plot = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(plot)
+    styles = [tuple(sorted(plot.stage_style(i).items())) for i in range(30)]
+    assert len(set(styles)) == 30
+    assert plot.stage_style(0)["color"] == plot.stage_style(10)["color"] != plot.stage_style(1)["color"]
+
+
 def _tiny_pipeline():
     from generator.pipeline import VideoPipeline
     from generator.text import get_text_encoder
