@@ -75,7 +75,7 @@ def moving_mean(x: np.ndarray, k: int) -> np.ndarray:
 
 def stage_style(i: int) -> dict:
     """Matplotlib's 10 colours, then the same colours dashed with squares, then dotted with triangles: the lineage
-    has more than 10 stages, and no two stages may look alike."""
+    has more than 10 stages, and no two of the first 30 look alike."""
     return {"color": f"C{i % 10}", "ls": ("-", "--", ":")[i // 10 % 3], "marker": "os^"[i // 10 % 3]}
 
 
