@@ -90,7 +90,8 @@ def main(argv=None) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (a1, a2) = plt.subplots(1, 2)
+    legend_h = 0.17 * -(-len(args.stage) // 3)  # inches below the panels: a legend row for every 3 stages
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4 + legend_h))
     points = []
     for i, spec in enumerate(args.stage):
         try:  # a bad stage: one line and exit 2, before anything is written
@@ -113,10 +114,8 @@ def main(argv=None) -> None:
     for a in (a1, a2):
         a.grid(alpha=0.3)
     # One legend for both panels, below them: inside a panel it hid the early validation points.
-    rows = -(-len(args.stage) // 3)
-    fig.set_size_inches(11, 4 + 0.17 * rows)
     fig.legend(*a2.get_legend_handles_labels(), loc="lower center", ncol=3, fontsize=7, frameon=False)
-    fig.tight_layout(rect=(0, 0.17 * rows / (4 + 0.17 * rows) + 0.01, 1, 1))
+    fig.tight_layout(rect=(0, legend_h / (4 + legend_h) + 0.01, 1, 1))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     csv_out = args.out.with_suffix(".csv")  # the points first: a PNG is never left without the CSV it draws
     with atomic_path(csv_out, overwrite=True) as tmp, open(tmp, "w", newline="") as f:
