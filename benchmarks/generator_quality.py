@@ -18,6 +18,7 @@
     python -m benchmarks.generator_quality --vae-only runs/vae/checkpoints/last.ckpt --n 40
     python -m benchmarks.generator_quality --loss-by-family 16 [--checkpoint DIT]
     python -m benchmarks.generator_quality --compare A/quality.json B/quality.json [--prompts-naming square]
+        [--by-family]
     python -m benchmarks.generator_quality --best-of 2 --rows A/quality.json [--score drift]
 
 The last is the DiT's denoising error by scene family and noise level on held-out clips (1-2 minutes on 2 cores,
@@ -295,6 +296,7 @@ PAIRED_FIGURES = (("prompt_ok", True), ("adherence", True), ("objects_ok", True)
 # "objects" counted unnamed objects too, so an objects_ok of a row without extras_ok means something else.
 # A row without one of the other figures is an error.
 LATER_FIGURES = {"objects_ok": "extras_ok", "extras_ok": "extras_ok", "motion_ok": "motion_ok"}
+BY_FAMILY_FIGURES = ("prompt_ok", "objects_ok", "permanence_ok")  # --by-family's table (its JSON has them all)
 
 
 def prompts_naming(rows: list[dict], word: str) -> list[dict]:
@@ -343,6 +345,14 @@ def paired_difference(rows_a: list[dict], rows_b: list[dict]) -> dict:
         out[name] = {"prompts": len(d), "a": float(ma.mean()), "b": float(mb.mean()), "diff": float(d.mean()),
                      "se": float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else 0.0}
     return out
+
+
+def paired_by_family(rows_a: list[dict], rows_b: list[dict]) -> dict[str, dict]:
+    """paired_difference within each scene family: where a change gains and where it loses (session 44: guidance
+    scale 3 drew more named squares on the whole, and the permanence it cost was all `fall`'s)."""
+    families = sorted({r["family"] for r in (*rows_a, *rows_b)})
+    return {f: paired_difference([r for r in rows_a if r["family"] == f], [r for r in rows_b if r["family"] == f])
+            for f in families}
 
 
 def best_of_rows(rows: list[dict], k: int, score: str = DEFAULT_SELECTION_SCORE) -> list[dict]:
@@ -414,6 +424,10 @@ def _print_paired(res: dict) -> None:
         if f:
             print(f"{name:14s} prompts {f['prompts']:4d}  A {f['a'] * 100:5.1f}  B {f['b'] * 100:5.1f}  "
                   f"B - A {f['diff'] * 100:+5.1f} (paired SE {f['se'] * 100:.1f})")
+    for family, fig in res.get("by_family", {}).items():  # A -> B (B - A) of the figures issue 4 sets targets on
+        cells = [f"{name} " + (f"{f['a'] * 100:5.1f} -> {f['b'] * 100:5.1f} ({f['diff'] * 100:+5.1f})" if f else
+                               f"{'-':>22s}") for name, f in ((n, fig[n]) for n in BY_FAMILY_FIGURES)]
+        print(f"{family:11s} prompts {fig['prompts']:3d}  " + "  ".join(cells))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -457,6 +471,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="with --best-of: the selection score (drift or flicker)")
     ap.add_argument("--prompts-naming", metavar="WORD",
                     help="with --compare: only the prompts that name WORD (e.g. square)")
+    ap.add_argument("--by-family", action="store_true",
+                    help="with --compare: the paired figures of each scene family too (paired_by_family)")
     ap.add_argument("--loss-by-family", type=int, metavar="N",
                     help="only the DiT's flow loss by scene family and noise level, on N val clips per family "
                          "(printed, nothing written)")
@@ -480,6 +496,8 @@ def main(argv=None) -> None:
         ap.error("--rows goes with --best-of K")
     if args.prompts_naming is not None and not (args.compare and args.prompts_naming.strip()):
         ap.error("--prompts-naming takes a word, and goes with --compare")
+    if args.by_family and not args.compare:
+        ap.error("--by-family goes with --compare")
     if args.compare:
         try:
             rows = [_read_rows(p) for p in args.compare]
@@ -488,6 +506,8 @@ def main(argv=None) -> None:
                 if not rows[0]:
                     raise ValueError(f"no prompt of {args.compare[0]} names '{args.prompts_naming}'")
             res = paired_difference(*rows)
+            if args.by_family:
+                res["by_family"] = paired_by_family(*rows)
         except KeyError as e:  # a row without a figure the comparison reads
             ap.error(f"cannot compare {args.compare[0]} with {args.compare[1]}: a row has no {e}")
         except (OSError, ValueError, TypeError) as e:  # missing, not JSON, not rows, not paired

@@ -593,6 +593,37 @@ def test_compare_of_the_prompts_that_name_a_word(tmp_path, capsys):
         assert e.value.code == 2 and message in capsys.readouterr().err
 
 
+def test_compare_by_family_pairs_each_scene_family_apart(tmp_path, capsys):
+    # session 44: guidance scale 3 gained on the whole and lost `fall`'s permanence alone
+    from benchmarks.generator_quality import main, paired_by_family
+
+    def rows(fall_permanent, roll_ok):
+        return [{"seed": s, "sample_seed": j, "family": family, "prompt": "p", "prompt_ok": ok, "adherence": 1.0,
+                 "objects_ok": ok, "extras_ok": True, "motion_ok": True, "permanence_ok": permanent}
+                for s, family, ok, permanent in ((1, "fall", True, fall_permanent), (2, "roll", roll_ok, True),
+                                                 (3, "roll", True, True)) for j in (0, 1)]
+
+    a, b = rows(True, False), rows(False, True)
+    res = paired_by_family(a, list(reversed(b)))
+    assert list(res) == ["fall", "roll"] and res["fall"]["prompts"] == 1 and res["roll"]["prompts"] == 2
+    assert res["fall"]["permanence_ok"]["diff"] == -1.0 and res["fall"]["prompt_ok"]["diff"] == 0.0
+    assert res["roll"]["prompt_ok"]["diff"] == 0.5 and res["roll"]["permanence_ok"]["diff"] == 0.0
+    (tmp_path / "a.json").write_text(json.dumps(a))
+    (tmp_path / "b.json").write_text(json.dumps(b))
+    main(["--compare", str(tmp_path / "a.json"), str(tmp_path / "b.json"), "--by-family"])
+    out = capsys.readouterr().out.splitlines()
+    assert json.loads(out[0])["by_family"]["fall"]["permanence_ok"]["b"] == 0.0
+    fall = next(line for line in out if line.startswith("fall "))
+    assert "permanence_ok 100.0 ->   0.0 (-100.0)" in fall
+    # a family only one measurement has cannot be paired
+    (tmp_path / "c.json").write_text(json.dumps([{**r, "family": "knock"} if r["seed"] == 3 else r for r in b]))
+    for argv, message in ((["--compare", str(tmp_path / "a.json"), str(tmp_path / "c.json"), "--by-family"],
+                           "not of the same prompts"), (["--by-family"], "goes with --compare")):
+        with pytest.raises(SystemExit) as e:
+            main(argv)
+        assert e.value.code == 2 and message in capsys.readouterr().err
+
+
 def test_best_of_replays_the_choice_of_the_lowest_score_among_each_prompts_samples(tmp_path, capsys):
     from benchmarks.generator_quality import best_of_rows, main, paired_difference
 
