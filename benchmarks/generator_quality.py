@@ -349,7 +349,7 @@ def paired_difference(rows_a: list[dict], rows_b: list[dict]) -> dict:
 
 def paired_by_family(rows_a: list[dict], rows_b: list[dict]) -> dict[str, dict]:
     """paired_difference within each scene family: where a change gains and where it loses (session 44: guidance
-    scale 3 drew more named squares on the whole, and the permanence it cost was all `fall`'s)."""
+    scale 3 gained named objects on the whole, and most of the permanence it cost was `fall`'s)."""
     families = sorted({r["family"] for r in (*rows_a, *rows_b)})
     return {f: paired_difference([r for r in rows_a if r["family"] == f], [r for r in rows_b if r["family"] == f])
             for f in families}
@@ -424,7 +424,7 @@ def _print_paired(res: dict) -> None:
         if f:
             print(f"{name:14s} prompts {f['prompts']:4d}  A {f['a'] * 100:5.1f}  B {f['b'] * 100:5.1f}  "
                   f"B - A {f['diff'] * 100:+5.1f} (paired SE {f['se'] * 100:.1f})")
-    for family, fig in res.get("by_family", {}).items():  # A -> B (B - A) of the figures issue 4 sets targets on
+    for family, fig in res.get("by_family", {}).items():  # A -> B (B - A): all checks and issue 4's two targets
         cells = [f"{name} " + (f"{f['a'] * 100:5.1f} -> {f['b'] * 100:5.1f} ({f['diff'] * 100:+5.1f})" if f else
                                f"{'-':>22s}") for name, f in ((n, fig[n]) for n in BY_FAMILY_FIGURES)]
         print(f"{family:11s} prompts {fig['prompts']:3d}  " + "  ".join(cells))
