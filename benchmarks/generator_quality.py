@@ -349,7 +349,7 @@ def paired_difference(rows_a: list[dict], rows_b: list[dict]) -> dict:
 
 def paired_by_family(rows_a: list[dict], rows_b: list[dict]) -> dict[str, dict]:
     """paired_difference within each scene family: where a change gains and where it loses (session 44: guidance
-    scale 3 gained named objects on the whole, and most of the permanence it cost was `fall`'s)."""
+    scale 3 gained named objects on the whole, and of the permanence it cost `fall` lost the most)."""
     families = sorted({r["family"] for r in (*rows_a, *rows_b)})
     return {f: paired_difference([r for r in rows_a if r["family"] == f], [r for r in rows_b if r["family"] == f])
             for f in families}

@@ -594,7 +594,7 @@ def test_compare_of_the_prompts_that_name_a_word(tmp_path, capsys):
 
 
 def test_compare_by_family_pairs_each_scene_family_apart(tmp_path, capsys):
-    # session 44: guidance scale 3 gained named objects on the whole and lost permanence, mostly in `fall`
+    # session 44: guidance scale 3 gained named objects on the whole and lost permanence, `fall` the most
     from benchmarks.generator_quality import main, paired_by_family
 
     def rows(fall_permanent, roll_ok):
