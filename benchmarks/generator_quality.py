@@ -425,8 +425,8 @@ def _print_paired(res: dict) -> None:
             print(f"{name:14s} prompts {f['prompts']:4d}  A {f['a'] * 100:5.1f}  B {f['b'] * 100:5.1f}  "
                   f"B - A {f['diff'] * 100:+5.1f} (paired SE {f['se'] * 100:.1f})")
     for family, fig in res.get("by_family", {}).items():  # A -> B (B - A): all checks and issue 4's two targets
-        cells = [f"{name} " + (f"{f['a'] * 100:5.1f} -> {f['b'] * 100:5.1f} ({f['diff'] * 100:+5.1f})" if f else
-                               f"{'-':>22s}") for name, f in ((n, fig[n]) for n in BY_FAMILY_FIGURES)]
+        cells = [f"{n} " + (f"{fig[n]['a'] * 100:5.1f} -> {fig[n]['b'] * 100:5.1f} ({fig[n]['diff'] * 100:+5.1f})"
+                            if fig[n] else f"{'-':>22s}") for n in BY_FAMILY_FIGURES]
         print(f"{family:11s} prompts {fig['prompts']:3d}  " + "  ".join(cells))
 
 
