@@ -392,7 +392,10 @@ def test_scan_shipped_checkpoint(clips):
     if not (DIT_FILE.exists() and VAE_FILE.exists()):
         pytest.skip("no shipped generator checkpoint")
     src = D.GeneratorSource(steps=[DEFAULT_STEPS], guidance=[DEFAULT_GUIDANCE], samplers=[DEFAULT_SAMPLER])  # unmarked
-    write_video(clips / "unmarked.mp4", src(make_clip(950_402).caption, 950_402), 8.0, crf=23)
+    # The detector flags 86% of such clips (64 `test` seeds, detector/weights/MODEL_CARD.md), so the clip here is one
+    # with a margin on either precision the pipeline picks: P(synthetic) 0.997 in fp32 and 0.999 in bf16 (session 45,
+    # AVX512-BF16 CPU). Seed 950,402, used until then, scored 0.546 in fp32 and 0.389 in bf16: it failed on a bf16 CPU.
+    write_video(clips / "unmarked.mp4", src(make_clip(950_409).caption, 950_409), 8.0, crf=23)
     results, _ = scan([clips / "real.mp4", clips / "signed.mp4", clips / "unmarked.mp4"])
     v = _verdicts(results)
     assert v["real.mp4"] == ("no evidence found", None) and v["signed.mp4"][0] == "signed-synthetic"
